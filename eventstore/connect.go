@@ -1,0 +1,86 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+)
+
+// DefaultConnectionString is the embedded node's default address, without TLS.
+const DefaultConnectionString = "esdb://127.0.0.1:2113?tls=false"
+
+// ConnectOption adjusts the client configuration built by Connect.
+type ConnectOption func(*esdb.Configuration)
+
+// WithLogger sends the client's own log lines to logger at debug level (errors and warnings
+// at warn level). Without it they are discarded: the client would otherwise print them with
+// the standard library's global logger.
+func WithLogger(logger *slog.Logger) ConnectOption {
+	return func(c *esdb.Configuration) {
+		c.Logger = func(level esdb.LogLevel, format string, args ...any) {
+			msg := fmt.Sprintf(format, args...)
+			if level == esdb.LogError || level == esdb.LogWarn {
+				logger.Warn(msg, "component", "esdb-client")
+				return
+			}
+			logger.Debug(msg, "component", "esdb-client")
+		}
+	}
+}
+
+// Connect parses connString and returns a client of the official EventStoreDB client. It
+// does not contact the node: the client connects on its first call. A string the client
+// cannot parse fails with ErrInvalidConnectionString.
+func Connect(connString string, opts ...ConnectOption) (*esdb.Client, error) {
+	cfg, err := esdb.ParseConnectionString(connString)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidConnectionString, connString, err)
+	}
+	cfg.Logger = esdb.NoopLogging()
+	for _, opt := range opts {
+		opt(cfg)
+	}
+	client, err := esdb.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidConnectionString, connString, err)
+	}
+	return client, nil
+}
+
+// Address returns the host:port (or the list of gossip seeds) a connection string names, for
+// messages. It returns connString itself when it cannot be parsed.
+func Address(connString string) string {
+	cfg, err := esdb.ParseConnectionString(connString)
+	if err != nil {
+		return connString
+	}
+	if len(cfg.GossipSeeds) > 0 {
+		s := ""
+		for i, seed := range cfg.GossipSeeds {
+			if i > 0 {
+				s += ","
+			}
+			s += seed.String()
+		}
+		return s
+	}
+	return cfg.Address
+}
+
+// Ping checks that the node answers, by reading the last event of $all. It fails with
+// ErrUnavailable when the node cannot be reached.
+func Ping(ctx context.Context, client *esdb.Client) error {
+	rs, err := client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	if err != nil {
+		return translate(ctx, "ping", err)
+	}
+	defer rs.Close()
+	if _, err := rs.Recv(); err != nil && !errors.Is(err, io.EOF) {
+		return translate(ctx, "ping", err)
+	}
+	return nil
+}

@@ -1,0 +1,33 @@
+// Package benchmark measures the Streams service of an EventStoreDB-compatible
+// node through the official client (github.com/EventStore/EventStore-Client-Go/v4/esdb)
+// and puts each figure next to the protocol ceiling.
+//
+// Contract:
+//
+//   - Workloads (Harness.AppendSingle, AppendConcurrent, AppendBatch, ReadAll)
+//     take any *esdb.Client and return a Result with the number of calls
+//     (Ops), the number of events moved (Events), the wall time and per-call
+//     latency percentiles. They never bypass the client, so the same workload
+//     runs unchanged against the embedded node, a real EventStoreDB/KurrentDB
+//     node or the Stub. In every workload n counts events, not calls.
+//   - Append workloads write order-like events (~250 bytes of JSON) to distinct
+//     streams "bench-<uuid>", each writer cycling through its own streams with
+//     the expected revision it got back from the previous append (NoStream for
+//     the first), as an application using optimistic concurrency would.
+//   - ReadAll reads $all forwards in pages from Start, continuing from the last
+//     position seen (the event at that position, which a forwards read returns
+//     again, is skipped) and starting over at Start when it reaches the end, so
+//     a small log can serve a long read. Preload fills a log for it untimed.
+//   - Stub is a gRPC server with no storage that speaks just enough of the
+//     Streams and ServerFeatures services for the workloads: it consumes every
+//     proposed message and answers appends with incrementing revisions and
+//     positions, and answers $all reads with synthetic events. What the client,
+//     gRPC and loopback cost is the ceiling; Compare reports each figure of the
+//     node as a ratio to it.
+//   - Compare starts an embedded node (or uses Options.NodeConnectionString)
+//     and a Stub, runs the four workloads on both, interleaved, and returns one
+//     Row per workload; WriteMarkdown renders them as the README table.
+//
+// The Go benchmarks BenchmarkStreams/{node,stub}/{append-1,append-16,batch-100,read-all}
+// report events/s; `go test -run TestCompare -compare.full -v` prints the table.
+package benchmark

@@ -1,0 +1,19 @@
+package benchmark
+
+import "errors"
+
+var (
+	// ErrEmptyLog is returned by ReadAll when $all holds no event at all, so
+	// there is nothing to read however long it tries.
+	ErrEmptyLog = errors.New("benchmark: $all is empty")
+
+	// ErrInvalidArgument is returned for a workload size or option that cannot
+	// be run (n < 1, writers < 1, batch < 1, a missing data directory).
+	ErrInvalidArgument = errors.New("benchmark: invalid argument")
+
+	// ErrStubStarted is returned by Stub.Start when called twice.
+	ErrStubStarted = errors.New("benchmark: stub already started")
+
+	// ErrStubClosed is returned by Stub.Start after Close.
+	ErrStubClosed = errors.New("benchmark: stub closed")
+)

@@ -1,0 +1,65 @@
+package esdbnode
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// DefaultAddr is the listen address when Config.Addr is empty (EventStoreDB's
+// port, on loopback).
+const DefaultAddr = "127.0.0.1:2113"
+
+// Config configures a Server.
+type Config struct {
+	Addr     string           // listen address; "" → DefaultAddr; "127.0.0.1:0" for tests
+	DataDir  string           // required
+	Insecure bool             // must be true to bind a non-loopback address (the node has no TLS, no users)
+	Logger   *slog.Logger     // nil → discard
+	Now      func() time.Time // nil → time.Now
+}
+
+// Validate reports whether the configuration can be used: a data directory, a
+// host:port address, and a loopback host unless Insecure.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return ErrNoDataDir
+	}
+	addr := c.Addr
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w %q: %v", ErrBadAddr, addr, err)
+	}
+	if !c.Insecure && !isLoopbackHost(host) {
+		return fmt.Errorf("%w: %q", ErrNotLoopback, addr)
+	}
+	return nil
+}
+
+// isLoopbackHost: "localhost" or a loopback IP literal. An empty host (all
+// interfaces) and other names are not loopback.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}

@@ -1,0 +1,242 @@
+package eventlog
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/google/uuid"
+)
+
+const (
+	recordVersion  = 1
+	flagJSON       = 1 << 0
+	headFlagTomb   = 1 << 0
+	headValueLen   = 17
+	prefixLog      = 'l'
+	prefixStream   = 's'
+	prefixID       = 'i'
+	prefixHead     = 'h'
+	maxUvarintSize = binary.MaxVarintLen64
+)
+
+// appendLogKey appends the 'l' key of pos to dst.
+func appendLogKey(dst []byte, pos uint64) []byte {
+	dst = append(dst, prefixLog)
+	return binary.BigEndian.AppendUint64(dst, pos)
+}
+
+// appendStreamPrefix appends prefix, the length and the name of stream.
+func appendStreamPrefix(dst []byte, prefix byte, stream string) []byte {
+	dst = append(dst, prefix)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(stream)))
+	return append(dst, stream...)
+}
+
+// appendRevKey appends the 's' key of (stream, rev) to dst.
+func appendRevKey(dst []byte, stream string, rev uint64) []byte {
+	dst = appendStreamPrefix(dst, prefixStream, stream)
+	return binary.BigEndian.AppendUint64(dst, rev)
+}
+
+// appendIDKey appends the 'i' key of (stream, id) to dst.
+func appendIDKey(dst []byte, stream string, id uuid.UUID) []byte {
+	dst = appendStreamPrefix(dst, prefixID, stream)
+	return append(dst, id[:]...)
+}
+
+// appendHeadKey appends the 'h' key of stream to dst.
+func appendHeadKey(dst []byte, stream string) []byte {
+	dst = append(dst, prefixHead)
+	return append(dst, stream...)
+}
+
+// head is a decoded 'h' value.
+type head struct {
+	last int64  // last revision, -1 if none
+	tomb bool   // tombstoned
+	pos  uint64 // position of the newest record that changed this head
+}
+
+func appendHeadValue(dst []byte, h head) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(h.last+1))
+	var f byte
+	if h.tomb {
+		f |= headFlagTomb
+	}
+	dst = append(dst, f)
+	return binary.BigEndian.AppendUint64(dst, h.pos)
+}
+
+func decodeHeadValue(b []byte) (head, error) {
+	if len(b) != headValueLen || b[8]&^headFlagTomb != 0 {
+		return head{}, fmt.Errorf("%w: bad head value (%d bytes)", ErrCorrupt, len(b))
+	}
+	n := binary.BigEndian.Uint64(b)
+	if n > uint64(TombstoneRevision) {
+		return head{}, fmt.Errorf("%w: head revision out of range", ErrCorrupt)
+	}
+	return head{last: int64(n) - 1, tomb: b[8]&headFlagTomb != 0, pos: binary.BigEndian.Uint64(b[9:])}, nil
+}
+
+func decodeU64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: bad index value (%d bytes)", ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// encodeRecord appends the value encoding of r (everything but Position) to
+// dst.
+func encodeRecord(dst []byte, r *Record) []byte {
+	var f byte
+	if r.IsJSON {
+		f |= flagJSON
+	}
+	dst = append(dst, recordVersion, f)
+	dst = binary.AppendUvarint(dst, r.Revision)
+	dst = append(dst, r.ID[:]...)
+	dst = binary.AppendVarint(dst, r.Created.UnixNano())
+	dst = binary.AppendUvarint(dst, uint64(len(r.Stream)))
+	dst = append(dst, r.Stream...)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Type)))
+	dst = append(dst, r.Type...)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Data)))
+	dst = append(dst, r.Data...)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Metadata)))
+	return append(dst, r.Metadata...)
+}
+
+// recordDecoder walks an encoded record with strict bounds checks.
+type recordDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *recordDecoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrCorrupt, what)
+	}
+}
+
+func (d *recordDecoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *recordDecoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *recordDecoder) bytes(n uint64, what string) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *recordDecoder) lenBytes(what string) []byte {
+	return d.bytes(d.uvarint(what), what)
+}
+
+// decodeRecord decodes the value b of the record at pos into r. The result
+// does not alias b: one copy of b backs all of r's strings and slices (the
+// slices are capped, so appending to one never overwrites another).
+func decodeRecord(pos uint64, b []byte, r *Record) error {
+	buf := make([]byte, len(b))
+	copy(buf, b)
+	return decodeRecordOwned(pos, buf, r)
+}
+
+// decodeRecordOwned is decodeRecord for a buffer the caller gives away.
+func decodeRecordOwned(pos uint64, buf []byte, r *Record) error {
+	if len(buf) < 2 {
+		return fmt.Errorf("%w: short record (%d bytes)", ErrCorrupt, len(buf))
+	}
+	if buf[0] != recordVersion {
+		return fmt.Errorf("%w: unknown record version %d", ErrCorrupt, buf[0])
+	}
+	if buf[1]&^flagJSON != 0 {
+		return fmt.Errorf("%w: unknown record flags %#x", ErrCorrupt, buf[1])
+	}
+	d := recordDecoder{b: buf[2:]}
+	rev := d.uvarint("revision")
+	id := d.bytes(16, "id")
+	created := d.varint("created")
+	stream := d.lenBytes("stream")
+	typ := d.lenBytes("type")
+	data := d.lenBytes("data")
+	meta := d.lenBytes("metadata")
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.b))
+	}
+	*r = Record{
+		Position: pos,
+		Stream:   bytesToString(stream),
+		Revision: rev,
+		ID:       uuid.UUID(id),
+		Type:     bytesToString(typ),
+		IsJSON:   buf[1]&flagJSON != 0,
+		Created:  time.Unix(0, created).UTC(),
+	}
+	if len(data) > 0 {
+		r.Data = data
+	}
+	if len(meta) > 0 {
+		r.Metadata = meta
+	}
+	return nil
+}
+
+// decodeRecordID returns the id of an encoded record without decoding the
+// rest.
+func decodeRecordID(b []byte) (uuid.UUID, error) {
+	if len(b) < 2 || b[0] != recordVersion {
+		return uuid.UUID{}, fmt.Errorf("%w: bad record header", ErrCorrupt)
+	}
+	d := recordDecoder{b: b[2:]}
+	d.uvarint("revision")
+	id := d.bytes(16, "id")
+	if d.err != nil {
+		return uuid.UUID{}, d.err
+	}
+	return uuid.UUID(id), nil
+}
+
+// bytesToString returns a string sharing b's memory; b must never be
+// modified afterwards (decodeRecordOwned's buffer is never exposed
+// writably at those offsets: Data and Metadata are capped sub-slices of
+// other byte ranges).
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}

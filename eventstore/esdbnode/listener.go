@@ -1,0 +1,145 @@
+package esdbnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// http2Preface is what every HTTP/2 (and so every gRPC) connection starts with.
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// acceptLoop accepts connections on the node's port and hands each one, once
+// its first bytes are known, to gRPC or to the HTTP/1.1 server.
+func (s *Server) acceptLoop() {
+	var tempDelay time.Duration
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if s.baseCtx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failure (e.g. too many open files): back off like net/http.
+			if tempDelay == 0 {
+				tempDelay = 5 * time.Millisecond
+			} else {
+				tempDelay = min(2*tempDelay, time.Second)
+			}
+			s.cfg.Logger.Warn("esdbnode: accept", "err", err, "retry_in", tempDelay)
+			t := time.NewTimer(tempDelay)
+			select {
+			case <-t.C:
+			case <-s.baseCtx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		tempDelay = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.route(conn)
+		}()
+	}
+}
+
+// route reads as many bytes as it takes to tell an HTTP/2 preface from
+// anything else, then passes the connection, bytes replayed, on.
+func (s *Server) route(conn net.Conn) {
+	// Close interrupts a connection that is still silent.
+	stop := context.AfterFunc(s.baseCtx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	isH2, peeked, err := sniff(conn, time.Now().Add(prefaceTimeout))
+	if !stop() {
+		err = net.ErrClosed
+	}
+	if err != nil {
+		_ = conn.Close()
+		return
+	}
+	c := &replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(peeked), conn)}
+	target := s.httpLn
+	if isH2 {
+		target = s.grpcLn
+	}
+	if !target.deliver(c) {
+		_ = conn.Close()
+	}
+}
+
+// sniff reads from conn until the bytes read either equal the HTTP/2 preface
+// or stop being a prefix of it. It returns the bytes read.
+func sniff(conn net.Conn, deadline time.Time) (isH2 bool, peeked []byte, err error) {
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		return false, nil, err
+	}
+	buf := make([]byte, len(http2Preface))
+	n := 0
+	for n < len(buf) {
+		m, err := conn.Read(buf[n:])
+		n += m
+		if !bytes.HasPrefix([]byte(http2Preface), buf[:n]) {
+			break
+		}
+		if err != nil {
+			if n > 0 && errors.Is(err, io.EOF) {
+				break // a short request that closed its write side: let HTTP answer it
+			}
+			return false, nil, err
+		}
+	}
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return false, nil, err
+	}
+	return n == len(buf) && string(buf) == http2Preface, buf[:n], nil
+}
+
+// replayConn is a connection whose first reads return bytes already consumed.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// connListener is a net.Listener fed by the accept loop.
+type connListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnListener(addr net.Addr) *connListener {
+	return &connListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// deliver hands conn to Accept; false if the listener is closed.
+func (l *connListener) deliver(conn net.Conn) bool {
+	select {
+	case l.conns <- conn:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,274 @@
+package esdbnode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
+	"github.com/orderstore/orders/eventstore/esdbnode/psub"
+)
+
+// Version is the EventStoreDB version the node reports (ServerFeatures and /info).
+const Version = "24.10.0"
+
+const (
+	// stopGrace bounds how long Close waits for in-flight calls before
+	// cutting them off.
+	stopGrace = 5 * time.Second
+	// prefaceTimeout bounds how long a new connection may take to send the
+	// bytes that tell gRPC from HTTP/1.1.
+	prefaceTimeout = 10 * time.Second
+)
+
+// Server is an embedded EventStoreDB node. Create it with New.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+
+	// Set by Start.
+	elog     *eventlog.Log
+	ps       *psub.Service
+	gs       *grpc.Server
+	hs       *http.Server
+	ln       net.Listener
+	grpcLn   *connListener
+	httpLn   *connListener
+	baseCtx  context.Context // cancelled by Close: ends subscriptions
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // accept loop, connection sniffers, Serve goroutines
+	closeErr error
+	stopped  chan struct{} // closed when the first Close has finished
+}
+
+// New validates cfg and returns a server that is not started.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg.withDefaults(), mux: http.NewServeMux(), stopped: make(chan struct{})}
+	s.mux.HandleFunc("GET /health/live", s.handleLive)
+	s.mux.HandleFunc("GET /info", s.handleInfo)
+	return s, nil
+}
+
+// Handle adds an HTTP/1.1 route (http.ServeMux pattern syntax) served on the
+// node's port beside gRPC. It must be called before Start; it fails with
+// ErrStarted afterwards, and panics like http.ServeMux.Handle on a
+// conflicting pattern.
+func (s *Server) Handle(pattern string, h http.Handler) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return ErrStarted
+	}
+	s.mux.Handle(pattern, h)
+	return nil
+}
+
+// Start opens the log, seeds $users on first start, starts the
+// persistent-subscription engine and serves gRPC and HTTP on Config.Addr. It
+// returns once the port accepts connections.
+func (s *Server) Start() (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.started {
+		return ErrStarted
+	}
+	s.started = true
+	lg := s.cfg.Logger
+
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			s.cancel()
+			if s.ps != nil {
+				_ = s.ps.Close()
+			}
+			if s.elog != nil {
+				_ = s.elog.Close()
+			}
+			s.ps, s.elog = nil, nil
+		}
+	}()
+
+	s.elog, err = eventlog.Open(s.cfg.DataDir, eventlog.Options{Now: s.cfg.Now})
+	if err != nil {
+		return fmt.Errorf("esdbnode: open log: %w", err)
+	}
+	if err := seedUsers(s.baseCtx, s.elog); err != nil {
+		return fmt.Errorf("esdbnode: seed $users: %w", err)
+	}
+	s.ps = psub.New(s.elog, psub.Options{Logger: lg, Now: s.cfg.Now})
+	if err := s.ps.Start(); err != nil {
+		return fmt.Errorf("esdbnode: start persistent subscriptions: %w", err)
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("esdbnode: listen: %w", err)
+	}
+	s.ln = ln
+	s.grpcLn = newConnListener(ln.Addr())
+	s.httpLn = newConnListener(ln.Addr())
+
+	s.gs = grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.ChainUnaryInterceptor(recoverUnary(lg)),
+		grpc.ChainStreamInterceptor(recoverStream(lg), endOnClose(s.baseCtx)),
+	)
+	serverfeatures.RegisterServerFeaturesServer(s.gs, featuresService{})
+	streams.RegisterStreamsServer(s.gs, &streamsService{log: s.elog, logger: lg, base: s.baseCtx})
+	persistent.RegisterPersistentSubscriptionsServer(s.gs, s.ps)
+
+	s.hs = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+	}
+
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		_ = s.gs.Serve(s.grpcLn)
+	}()
+	go func() {
+		defer s.wg.Done()
+		_ = s.hs.Serve(s.httpLn)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.acceptLoop()
+	}()
+	lg.Info("esdbnode started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "version", Version)
+	return nil
+}
+
+// Addr is the host:port the server listens on ("" before Start).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// ConnectionString is the esdb:// URL the official client connects with.
+func (s *Server) ConnectionString() string {
+	return "esdb://" + s.Addr() + "?tls=false"
+}
+
+// Log is the node's event log, for in-process tools; nil before Start.
+func (s *Server) Log() *eventlog.Log {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.elog
+}
+
+// Close stops the server: it ends open catch-up subscriptions, stops
+// accepting connections, waits up to a bounded grace period for in-flight
+// calls, then closes the persistent-subscription engine and the log. It is
+// idempotent; later calls wait for the first and return its result.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.stopped
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.closeErr
+	}
+	s.closed = true
+	if !s.started || s.ln == nil {
+		s.mu.Unlock()
+		close(s.stopped)
+		return nil
+	}
+	s.mu.Unlock()
+	defer close(s.stopped)
+
+	s.cancel() // subscriptions and HTTP handlers end
+	_ = s.ln.Close()
+
+	stopped := make(chan struct{})
+	go func() {
+		s.gs.GracefulStop()
+		close(stopped)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+	defer cancel()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.cfg.Logger.Warn("esdbnode: in-flight calls did not finish in time; stopping them", "grace", stopGrace)
+		s.gs.Stop()
+		<-stopped
+	}
+	if err := s.hs.Shutdown(ctx); err != nil {
+		_ = s.hs.Close()
+	}
+	s.grpcLn.Close()
+	s.httpLn.Close()
+	s.wg.Wait()
+
+	err := errors.Join(s.ps.Close(), s.elog.Close())
+	s.mu.Lock()
+	s.closeErr = err
+	s.mu.Unlock()
+	if err != nil {
+		s.cfg.Logger.Error("esdbnode stopped with error", "err", err)
+	} else {
+		s.cfg.Logger.Info("esdbnode stopped", "addr", s.ln.Addr().String())
+	}
+	return err
+}
+
+func (s *Server) handleLive(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// info is the body of GET /info, shaped like EventStoreDB's.
+type info struct {
+	ESVersion      string          `json:"esVersion"`
+	State          string          `json:"state"`
+	Features       map[string]bool `json:"features"`
+	Authentication infoAuth        `json:"authentication"`
+}
+
+type infoAuth struct {
+	Type       string            `json:"type"`
+	Properties map[string]string `json:"properties"`
+}
+
+func (s *Server) handleInfo(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(info{
+		ESVersion: Version,
+		State:     "leader",
+		Features: map[string]bool{
+			"projections":    false,
+			"userManagement": false,
+			"atomPub":        false,
+		},
+		Authentication: infoAuth{Type: "insecure", Properties: map[string]string{}},
+	})
+}
