@@ -50,6 +50,7 @@ func dial(t *testing.T, connStr string) *esdb.Client {
 	t.Helper()
 	cfg, err := esdb.ParseConnectionString(connStr)
 	require.NoError(t, err, "parse connection string %q", connStr)
+	cfg.Logger = esdb.NoopLogging()
 	c, err := esdb.NewClient(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
@@ -233,7 +234,8 @@ func pump(t *testing.T, sub *esdb.Subscription) *subReader {
 	}()
 	t.Cleanup(func() {
 		_ = sub.Close()
-		for range r.ch { //nolint:revive // drain until the pump exits
+		for range r.ch {
+			// drain until the pump exits
 		}
 		<-done
 	})
