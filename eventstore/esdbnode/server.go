@@ -18,6 +18,7 @@ import (
 
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 	"github.com/orderstore/orders/eventstore/esdbnode/psub"
+	"github.com/orderstore/orders/eventstore/esdbnode/webui"
 )
 
 // Version is the EventStoreDB version the node reports (ServerFeatures and /info).
@@ -44,6 +45,7 @@ type Server struct {
 	// Set by Start.
 	elog     *eventlog.Log
 	ps       *psub.Service
+	ui       *webui.Handler // the web UI, mounted at / and /web/
 	gs       *grpc.Server
 	hs       *http.Server
 	ln       net.Listener
@@ -64,6 +66,10 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg.withDefaults(), mux: http.NewServeMux(), stopped: make(chan struct{})}
 	s.mux.HandleFunc("GET /health/live", s.handleLive)
 	s.mux.HandleFunc("GET /info", s.handleInfo)
+	// The web UI needs the log, which Start opens; these routes reach it
+	// only once the HTTP server runs, after Start has set s.ui.
+	s.mux.Handle("GET /{$}", http.HandlerFunc(s.serveUI))
+	s.mux.Handle("/web/", http.HandlerFunc(s.serveUI))
 	return s, nil
 }
 
@@ -121,6 +127,7 @@ func (s *Server) Start() (err error) {
 	if err := s.ps.Start(); err != nil {
 		return fmt.Errorf("esdbnode: start persistent subscriptions: %w", err)
 	}
+	s.ui = webui.New(s.elog, s.ps, webui.Options{Logger: lg, Now: s.cfg.Now, Version: Version})
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("esdbnode: listen: %w", err)
@@ -240,6 +247,11 @@ func (s *Server) Close() error {
 		s.cfg.Logger.Info("esdbnode stopped", "addr", s.ln.Addr().String())
 	}
 	return err
+}
+
+// serveUI hands a request to the web UI (set by Start before serving).
+func (s *Server) serveUI(w http.ResponseWriter, r *http.Request) {
+	s.ui.ServeHTTP(w, r)
 }
 
 func (s *Server) handleLive(w http.ResponseWriter, _ *http.Request) {

@@ -198,7 +198,7 @@ func TestHTTPOnTheGRPCPort(t *testing.T) {
 		require.NoError(t, err)
 		defer conn.Close()
 		require.NoError(t, conn.SetDeadline(time.Now().Add(waitTimeout)))
-		_, err = io.WriteString(conn, "GET / HTTP/1.0\r\n\r\n")
+		_, err = io.WriteString(conn, "GET /nope HTTP/1.0\r\n\r\n")
 		require.NoError(t, err)
 		require.NoError(t, conn.(*net.TCPConn).CloseWrite())
 		reply, err := io.ReadAll(conn)

@@ -2,78 +2,73 @@ package psub_test
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 )
 
-// BenchmarkDelivery measures delivery through the official client: b.N
-// events already in a stream, a group from Start, 1 or 4 consumers, each
-// event acked singly or in batches of up to 32. Reports events/s (delivered
-// and acked).
-func BenchmarkDelivery(b *testing.B) {
-	for _, consumers := range []int{1, 4} {
-		for _, batch := range []int{1, 32} {
-			name := fmt.Sprintf("consumers=%d/ack-batch=%d", consumers, batch)
-			b.Run(name, func(b *testing.B) { benchDelivery(b, consumers, batch) })
-		}
+// BenchmarkDeliveryCompare measures persistent-subscription delivery through
+// the official client on the embedded node and on the no-storage stub (the
+// protocol ceiling): b.N events already in a stream (preloaded untimed), a
+// fresh group from Start, 1 or 4 consumers with buffer_size 64, each event
+// acked singly or in Ack calls of 32 ids. It reports events/s (distinct
+// events acked per second, from the first subscribe to the last ack).
+//
+//	go test ./eventstore/esdbnode/psub -run '^$' -bench BenchmarkDeliveryCompare -benchtime 20000x
+func BenchmarkDeliveryCompare(b *testing.B) {
+	targets := []struct {
+		name  string
+		start func(testing.TB) func(tb testing.TB, n int) deliveryTarget
+	}{
+		{"node", func(tb testing.TB) func(testing.TB, int) deliveryTarget {
+			_, c := startNodeT(tb)
+			return func(tb testing.TB, n int) deliveryTarget { return preloadNode(tb, c, n) }
+		}},
+		{"stub", func(tb testing.TB) func(testing.TB, int) deliveryTarget {
+			st, c := startStub(tb)
+			return func(_ testing.TB, n int) deliveryTarget { return preloadStub(st, c, n) }
+		}},
+	}
+	for _, tg := range targets {
+		b.Run(tg.name, func(b *testing.B) {
+			load := tg.start(b)
+			for _, cell := range deliveryCells {
+				b.Run(fmt.Sprintf("consumers=%d/ack-batch=%d", cell.consumers, cell.batch), func(b *testing.B) {
+					t := load(b, b.N)
+					b.ResetTimer()
+					r, err := runDelivery(b.Context(), t, cell.consumers, cell.batch, 0)
+					b.StopTimer()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if r.Events != b.N {
+						b.Fatalf("%d of %d events acked", r.Events, b.N)
+					}
+					b.ReportMetric(r.EventsPerSec(), "events/s")
+				})
+			}
+		})
 	}
 }
 
-func benchDelivery(b *testing.B, consumers, batch int) {
-	_, c := startNodeB(b)
-	s, g := uniq("bench"), uniq("g")
-	for done := 0; done < b.N; done += 500 {
-		appendN(b, c, s, done, min(500, b.N-done))
+// BenchmarkDelivery is the node half of BenchmarkDeliveryCompare, kept under
+// its original name.
+func BenchmarkDelivery(b *testing.B) {
+	_, c := startNodeT(b)
+	for _, cell := range deliveryCells {
+		b.Run(fmt.Sprintf("consumers=%d/ack-batch=%d", cell.consumers, cell.batch), func(b *testing.B) {
+			benchDeliveryOn(b, c, cell.consumers, cell.batch)
+		})
 	}
-	createStream(b, c, s, g, esdb.Start{}, func(st *esdb.PersistentSubscriptionSettings) {
-		st.ReadBatchSize, st.HistoryBufferSize, st.LiveBufferSize = 100, 1000, 1000
-	})
-	var acked atomic.Int64
-	finished := make(chan struct{})
-	var once sync.Once
+}
+
+func benchDeliveryOn(b *testing.B, c *esdb.Client, consumers, batch int) {
+	t := preloadNode(b, c, b.N)
 	b.ResetTimer()
-	for range consumers {
-		sub := subscribe(b, c, s, g, 64)
-		go func() {
-			var pending []*esdb.ResolvedEvent
-			flush := func() {
-				if len(pending) == 0 {
-					return
-				}
-				if err := sub.ps.Ack(pending...); err != nil {
-					return
-				}
-				if acked.Add(int64(len(pending))) >= int64(b.N) {
-					once.Do(func() { close(finished) })
-				}
-				pending = pending[:0]
-			}
-			for {
-				select {
-				case ev := <-sub.events:
-					pending = append(pending, ev.Event)
-					if len(pending) >= batch {
-						flush()
-					}
-				case <-time.After(2 * time.Millisecond):
-					flush() // the tail of a batch
-				case <-finished:
-					return
-				case <-sub.dropped:
-					return
-				}
-			}
-		}()
-	}
-	select {
-	case <-finished:
-	case <-time.After(5 * time.Minute):
-		b.Fatalf("only %d of %d acked", acked.Load(), b.N)
-	}
+	r, err := runDelivery(b.Context(), t, consumers, batch, 0)
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(r.EventsPerSec(), "events/s")
 }

@@ -382,21 +382,35 @@ func (g *group) dispatchLocked() {
 	}
 }
 
+// pushQueue sends what it can of q, in order, and returns the rest (in q's
+// backing array). Once no client can take more it stops looking and keeps
+// the rest as is (re-slicing past a sent prefix, else one copy), so a
+// dispatch after each single ack costs what it sends, not the length of the
+// buffer.
 func (g *group) pushQueue(q []*message, now time.Time) []*message {
 	pinned := g.pinnedStrategy()
 	kept := q[:0]
-	stop := false
-	for _, m := range q {
+	for i, m := range q {
+		stop := !g.anyFree()
 		if !stop {
-			if !g.anyFree() {
-				stop = true
-			} else if _, busy := g.outstanding[m.id]; !busy {
+			if _, busy := g.outstanding[m.id]; !busy {
 				if c := g.pick(m); c != nil {
 					g.sendLocked(c, m, now)
 					continue
 				}
 				stop = !pinned
 			}
+		}
+		if stop {
+			switch len(kept) {
+			case i: // nothing sent
+				return q
+			case 0: // a prefix was sent: drop it without moving the rest
+				clear(q[:i])
+				return q[i:]
+			}
+			kept = append(kept, q[i:]...)
+			break
 		}
 		kept = append(kept, m)
 	}
