@@ -8,6 +8,7 @@ import (
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/eventstore/esdbnode"
+	"github.com/orderstore/orders/subscribers/notify"
 )
 
 // Exit statuses.
@@ -52,6 +53,7 @@ var malformedInput = []error{
 	esdbnode.ErrBadAddr,
 	esdbnode.ErrNotLoopback,
 	esdbnode.ErrNoDataDir,
+	notify.ErrInvalidSMTPURL,
 }
 
 // exitCode classifies err.
@@ -74,7 +76,7 @@ func exitCode(err error) int {
 func message(err error) string {
 	s := err.Error()
 	// Package prefixes say where an error was made, which a user does not need.
-	for _, prefix := range []string{"aggregate: ", "eventstore: ", "esdbnode: "} {
+	for _, prefix := range []string{"aggregate: ", "eventstore: ", "esdbnode: ", "notify: "} {
 		s = strings.ReplaceAll(s, prefix, "")
 	}
 	// Exactly one line, whatever the wrapped errors contain.

@@ -460,7 +460,7 @@ func TestNodeCommand(t *testing.T) {
 }
 
 func TestServeCommand(t *testing.T) {
-	d := startDaemon(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir())
+	d := startDaemon(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--http", "127.0.0.1:0")
 	p := place(t, d.url)
 	r := cli(t, "--esdb", d.url, "pay", p.ID)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -469,7 +469,7 @@ func TestServeCommand(t *testing.T) {
 
 func TestServeWithExternalNode(t *testing.T) {
 	n := startNode(t)
-	d := startDaemon(t, "serve", "--esdb", n.url, "--data", t.TempDir())
+	d := startDaemon(t, "serve", "--esdb", n.url, "--data", t.TempDir(), "--http", "127.0.0.1:0")
 	require.Equal(t, n.url, d.url)
 	require.Equal(t, 0, d.stop(t, syscall.SIGTERM), "stderr: %s", d.stderr)
 

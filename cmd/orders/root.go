@@ -91,6 +91,10 @@ func (a *app) rootCmd() *cobra.Command {
 		a.showCmd(),
 		a.serveCmd(),
 		a.nodeCmd(),
+		a.subscriptionsCmd(),
+		a.listCmd(),
+		a.projectionsCmd(),
+		a.benchCmd(),
 	)
 	return root
 }

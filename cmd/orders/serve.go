@@ -5,15 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/orderstore/orders/cmd/orders/statusweb"
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/eventstore/esdbnode"
+	"github.com/orderstore/orders/projections"
+	"github.com/orderstore/orders/subscribers"
+	"github.com/orderstore/orders/subscribers/notify"
 )
 
 // component is a long-running part of serve (projections and senders, as they land). Run
@@ -130,8 +138,9 @@ func (a *app) nodeCmd() *cobra.Command {
 
 func (a *app) serveCmd() *cobra.Command {
 	var n nodeFlags
+	var opts serveOptions
 	cmd := &cobra.Command{
-		Use:   "serve [--data DIR] [--addr HOST:PORT] [--esdb URL]",
+		Use:   "serve [--data DIR] [--addr HOST:PORT] [--esdb URL] [--db URL] [--http HOST:PORT]",
 		Short: "Run the order store (embedded node unless --esdb names one) until SIGINT or SIGTERM",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -157,7 +166,8 @@ func (a *app) serveCmd() *cobra.Command {
 				connString = srv.ConnectionString()
 				g.Go(func() error { return runNode(ctx, srv) })
 			}
-			components, err := a.serveComponents(connString, logger)
+			opts.dataDir = n.dataDir
+			components, err := a.serveComponents(ctx, connString, opts, logger)
 			if err != nil {
 				stop()
 				return errors.Join(err, g.Wait())
@@ -172,14 +182,133 @@ func (a *app) serveCmd() *cobra.Command {
 		},
 	}
 	n.register(cmd)
+	opts.register(cmd, a)
 	return cmd
 }
 
+// serveOptions are serve's flags beyond the node's.
+type serveOptions struct {
+	dataDir    string        // the node's --data, also the home of the default read-model database
+	db         string        // --db: read-model database URL ("" = <data>/readmodels.db)
+	httpAddr   string        // --http
+	smtpURL    string        // --smtp: "" = .eml files under mailDir
+	mailDir    string        // --mail-dir: "" = <data>/mail
+	stallAfter time.Duration // --stall-after
+}
+
+func (o *serveOptions) register(cmd *cobra.Command, a *app) {
+	f := cmd.Flags()
+	f.StringVar(&o.db, "db", a.envDB(), "read-model database: postgres://... or a SQLite file (default <data>/readmodels.db; env "+envDB+")")
+	f.StringVar(&o.httpAddr, "http", defaultHTTPAddr, "listen address of the HTTP server (status page, /healthz, /metrics, /status)")
+	f.StringVar(&o.smtpURL, "smtp", "", "send e-mail through this SMTP server, smtp://[user:pass@]host:port (STARTTLS when offered); default: .eml files under --mail-dir")
+	f.StringVar(&o.mailDir, "mail-dir", "", "directory of the .eml files when --smtp is not given (default <data>/mail)")
+	f.DurationVar(&o.stallAfter, "stall-after", 30*time.Second, "how long a lagging subscriber may go without progress before /healthz reports it stalled")
+}
+
 // serveComponents builds the long-running parts of serve that talk to EventStoreDB at
-// connString: the projections and the notification senders, as later issues add them. Each
-// gets its own client and runs until serve stops.
-func (a *app) serveComponents(connString string, logger *slog.Logger) ([]component, error) {
-	_ = connString
-	_ = logger
-	return nil, nil
+// connString: the projections (and their HTTP server) and the notification senders, as later
+// issues add them. Each gets its own client and runs until serve stops.
+func (a *app) serveComponents(ctx context.Context, connString string, opts serveOptions, logger *slog.Logger) ([]component, error) {
+	dbURL := opts.db
+	if dbURL == "" {
+		dbURL = filepath.Join(opts.dataDir, defaultDBFile)
+	}
+	store, err := projections.Open(ctx, dbURL)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil // stopped (SIGINT/SIGTERM) while starting: a clean shutdown
+		}
+		return nil, fmt.Errorf("open read models: %w", err)
+	}
+	dial := subscribers.DialString(connString, eventstore.WithLogger(logger))
+	runner, err := projections.NewRunner(store, dial,
+		projections.RunnerConfig{Consumer: subscribers.Config{Logger: logger}, Logger: logger})
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	mailDir := opts.mailDir
+	if mailDir == "" {
+		mailDir = filepath.Join(opts.dataDir, "mail")
+	}
+	transport, err := notify.NewTransport(opts.smtpURL, mailDir)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	senderCfg := notify.Config{Logger: logger, Now: a.now}
+	sender, err := notify.New(dial, store.SentLog(), transport, senderCfg)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	src := &statusSource{runner: runner, sender: sender, group: notify.DefaultGroup, dial: dial}
+	status, err := statusweb.New(src, statusweb.Options{StallAfter: opts.stallAfter, Logger: logger})
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/status", runner.Handler()) // the projections' own JSON
+	mux.Handle("/", status)                 // status page, /status.json, /healthz, /metrics
+	web, err := listenHTTP(opts.httpAddr, mux, logger)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	return []component{&projectionsComponent{store: store, runner: runner, sender: sender, status: src}, web}, nil
+}
+
+// projectionsComponent runs the projections and closes their store once they have stopped.
+type projectionsComponent struct {
+	store  *projections.Store
+	runner *projections.Runner
+	sender *notify.Sender
+	status *statusSource
+}
+
+// Run runs the projections and the e-mail sender; the store (which also holds the sender's
+// sent-log) closes only after both have stopped.
+func (p *projectionsComponent) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.runner.Run(ctx) })
+	g.Go(func() error { return p.sender.Run(ctx) })
+	return errors.Join(g.Wait(), p.status.Close(), p.store.Close())
+}
+
+// httpComponent is serve's HTTP server, listening from construction so that a busy port fails
+// serve at once.
+type httpComponent struct {
+	srv *http.Server
+	ln  net.Listener
+	log *slog.Logger
+}
+
+func listenHTTP(addr string, h http.Handler, logger *slog.Logger) (*httpComponent, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	logger.Info("http listening", "addr", ln.Addr().String())
+	return &httpComponent{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln, log: logger}, nil
+}
+
+func (h *httpComponent) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- h.srv.Serve(h.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := h.srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
 }

@@ -10,23 +10,44 @@
 //     latency percentiles. They never bypass the client, so the same workload
 //     runs unchanged against the embedded node, a real EventStoreDB/KurrentDB
 //     node or the Stub. In every workload n counts events, not calls.
+//
 //   - Append workloads write order-like events (~250 bytes of JSON) to distinct
 //     streams "bench-<uuid>", each writer cycling through its own streams with
 //     the expected revision it got back from the previous append (NoStream for
 //     the first), as an application using optimistic concurrency would.
+//
 //   - ReadAll reads $all forwards in pages from Start, continuing from the last
 //     position seen (the event at that position, which a forwards read returns
 //     again, is skipped) and starting over at Start when it reaches the end, so
 //     a small log can serve a long read. Preload fills a log for it untimed.
+//
 //   - Stub is a gRPC server with no storage that speaks just enough of the
 //     Streams and ServerFeatures services for the workloads: it consumes every
 //     proposed message and answers appends with incrementing revisions and
 //     positions, and answers $all reads with synthetic events. What the client,
 //     gRPC and loopback cost is the ceiling; Compare reports each figure of the
 //     node as a ratio to it.
+//
 //   - Compare starts an embedded node (or uses Options.NodeConnectionString)
 //     and a Stub, runs the four workloads on both, interleaved, and returns one
 //     Row per workload; WriteMarkdown renders them as the README table.
+//
+//   - The peer suite (RunSuite, behind `orders bench`) runs the same
+//     client-side workloads against Targets: the node through the official
+//     client (in-process, as a child process, or external), a PostgreSQL
+//     event table through pgx (one row per event, a global identity,
+//     unique (stream, revision), synchronous_commit=on, in a schema of its
+//     own that it drops), and NATS JetStream (its own nats-server child with
+//     sync_interval: always, one subject per stream, expected last sequence
+//     per subject). Workloads: append-<w> for each writer count (single
+//     events, each writer its own streams with the token of its previous
+//     append), batch-<n>, read-all from the start in pages, and a catch-up
+//     subscriber from the start; each at every store size (preloaded
+//     untimed), Rounds times interleaved across targets, the median round
+//     reported with its ratio to the best target, plus the node's resident
+//     memory at each size. A peer that cannot start is reported "not run";
+//     the order flow with projections is reported "not run" until a
+//     projection runner exists to drive.
 //
 // The Go benchmarks BenchmarkStreams/{node,stub}/{append-1,append-16,batch-100,read-all}
 // report events/s; `go test -run TestCompare -compare.full -v` prints the table.

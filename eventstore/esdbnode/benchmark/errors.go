@@ -16,4 +16,12 @@ var (
 
 	// ErrStubClosed is returned by Stub.Start after Close.
 	ErrStubClosed = errors.New("benchmark: stub closed")
+
+	// ErrNoNATSServer is returned by FindNATSServer when no nats-server
+	// binary is found; the suite then reports NATS as not run.
+	ErrNoNATSServer = errors.New("benchmark: no nats-server binary found")
+
+	// ErrWrongExpectedRevision is returned by the PostgreSQL target's Append
+	// when the stream is not at the expected revision.
+	ErrWrongExpectedRevision = errors.New("benchmark: wrong expected revision")
 )

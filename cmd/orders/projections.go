@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orderstore/orders/eventstore"
+	"github.com/orderstore/orders/projections"
+)
+
+// envDB names the environment variable that gives the read-model database URL.
+const envDB = "ORDERS_DB"
+
+// defaultDBFile is the SQLite file of the read models inside the data directory.
+const defaultDBFile = "readmodels.db"
+
+// defaultHTTPAddr is where serve's HTTP server listens unless --http says otherwise.
+const defaultHTTPAddr = "127.0.0.1:8080"
+
+// envDB returns ORDERS_DB or "".
+func (a *app) envDB() string {
+	if v, ok := a.lookupEnv(envDB); ok {
+		return v
+	}
+	return ""
+}
+
+// dbFlag registers --db on a command that reads the read models (default ./data/readmodels.db,
+// the default of serve's --data).
+func (a *app) dbFlag(cmd *cobra.Command, db *string) {
+	def := a.envDB()
+	if def == "" {
+		def = filepath.Join("data", defaultDBFile)
+	}
+	cmd.Flags().StringVar(db, "db", def, "read-model database: postgres://... or a SQLite file (env "+envDB+")")
+}
+
+// openStore opens the read models. A missing SQLite file is an error here: only serve
+// creates the database.
+func (a *app) openStore(ctx context.Context, db string) (*projections.Store, error) {
+	if !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+		path := strings.TrimPrefix(db, "sqlite://")
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("no read-model database at %s (run orders serve first, or pass --db): %w", path, errors.Unwrap(err))
+		}
+	}
+	return projections.Open(ctx, db)
+}
+
+func (a *app) listCmd() *cobra.Command {
+	var db, status, customer string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list [--status S] [--customer EMAIL] [--limit N] [--db URL]",
+		Short: "List orders from the order_summaries read model",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch status {
+			case "", "placed", "paid", "shipped", "cancelled":
+			default:
+				return usageErrorf("bad --status %q: want placed, paid, shipped or cancelled", status)
+			}
+			if limit < 0 {
+				return usageErrorf("bad --limit %d: must not be negative", limit)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
+			defer cancel()
+			s, err := a.openStore(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			orders, err := s.ListOrders(ctx, projections.ListFilter{Status: status, Customer: customer, Limit: limit})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(struct {
+					Orders []projections.OrderSummary `json:"orders"`
+				}{orders})
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTATUS\tCUSTOMER\tTOTAL\tPLACED")
+			for _, o := range orders {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.OrderID, o.Status, o.Customer, money(o.Total, o.Currency), o.PlacedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	a.dbFlag(cmd, &db)
+	f := cmd.Flags()
+	f.StringVar(&status, "status", "", "only orders in this status: placed, paid, shipped, cancelled")
+	f.StringVar(&customer, "customer", "", "only orders of this customer (e-mail address)")
+	f.IntVar(&limit, "limit", 0, "at most N orders (0: all)")
+	return cmd
+}
+
+func money(minor int64, currency string) string {
+	sign := ""
+	if minor < 0 {
+		sign, minor = "-", -minor
+	}
+	return fmt.Sprintf("%s%d.%02d %s", sign, minor/100, minor%100, currency)
+}
+
+func (a *app) projectionsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "projections status|rebuild",
+		Short: "Inspect and rebuild the read models",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown projections command %q (want status or rebuild)", args[0])
+			}
+			return usageErrorf("missing projections command (want status or rebuild)")
+		},
+	}
+	cmd.AddCommand(a.projectionsStatusCmd(), a.projectionsRebuildCmd())
+	return cmd
+}
+
+func (a *app) projectionsStatusCmd() *cobra.Command {
+	var db string
+	cmd := &cobra.Command{
+		Use:   "status [--db URL] [--json]",
+		Short: "Show each projection's position, the head of the log, the lag in events and the time since the last applied event",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
+			defer cancel()
+			s, err := a.openStore(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			client, err := eventstore.Connect(a.esdbURL)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			if _, err := s.CountLog(ctx, client); err != nil {
+				return &unreachableError{addr: eventstore.Address(a.esdbURL), err: err}
+			}
+			st, err := s.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(struct {
+					Projections []projections.ProjectionStatus `json:"projections"`
+				}{st})
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROJECTION\tPOSITION\tHEAD\tAPPLIED\tLOG EVENTS\tLAG\tLAST APPLIED")
+			for _, p := range st {
+				last := "never"
+				if !p.LastAppliedAt.IsZero() {
+					last = p.SinceLastApplied.Round(time.Second).String() + " ago"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.Position, p.HeadPosition, p.EventsApplied, p.LogEvents, p.Lag, last)
+			}
+			return tw.Flush()
+		},
+	}
+	a.dbFlag(cmd, &db)
+	return cmd
+}
+
+func (a *app) projectionsRebuildCmd() *cobra.Command {
+	var db string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "rebuild NAME|--all [--db URL]",
+		Short: "Replay the log from position zero into fresh tables and swap them in when caught up",
+		Long: "rebuild replays $all from position zero into shadow tables while the live tables keep serving,\n" +
+			"then swaps them in atomically. Projections: " + strings.Join(projections.Names(), ", ") + ".",
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var names []string
+			switch {
+			case all && len(args) == 0:
+				names = projections.Names()
+			case !all && len(args) == 1:
+				names = args
+				if !contains(projections.Names(), args[0]) {
+					return usageErrorf("unknown projection %q (want one of %s, or --all)", args[0], strings.Join(projections.Names(), ", "))
+				}
+			default:
+				return usageErrorf("want one projection name or --all")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			s, err := a.openStore(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			client, err := eventstore.Connect(a.esdbURL)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			var pr *progressPrinter
+			if !a.jsonOut {
+				pr = newProgressPrinter(a.stdout, a.now)
+			}
+			res, err := s.Rebuild(ctx, client, names, pr.print)
+			pr.finish()
+			if err != nil {
+				if errors.Is(err, projections.ErrLog) {
+					return &unreachableError{addr: eventstore.Address(a.esdbURL), err: err}
+				}
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			_, err = fmt.Fprintf(a.stdout, "rebuilt %s: %d events read, %d order events applied, in %s\n",
+				strings.Join(res.Projections, ", "), res.Read, res.EventsApplied, res.Elapsed.Round(time.Millisecond))
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "rebuild every projection")
+	a.dbFlag(cmd, &db)
+	return cmd
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// progressPrinter draws rebuild progress: one updating line on a terminal, plain lines
+// (at most one a second) otherwise.
+type progressPrinter struct {
+	w     io.Writer
+	tty   bool
+	now   func() time.Time
+	last  time.Time
+	drawn bool
+}
+
+func newProgressPrinter(w io.Writer, now func() time.Time) *progressPrinter {
+	p := &progressPrinter{w: w, now: now}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progressPrinter) print(pr projections.Progress) {
+	if p == nil {
+		return
+	}
+	now := p.now()
+	interval := time.Second
+	if p.tty {
+		interval = 100 * time.Millisecond
+	}
+	if pr.Phase == "replay" && now.Sub(p.last) < interval {
+		return
+	}
+	p.last = now
+	line := fmt.Sprintf("%s: %s %5.1f%%  %d events read, %d applied, position %d/%d, %.0f events/s",
+		strings.Join(pr.Projections, ","), pr.Phase, 100*pr.Fraction(), pr.Read, pr.Applied, pr.Position, pr.HeadPosition, pr.Rate)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.drawn = true
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+func (p *progressPrinter) finish() {
+	if p != nil && p.tty && p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}

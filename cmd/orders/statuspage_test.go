@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstore/orders/aggregate"
+	"github.com/orderstore/orders/eventstore"
+	"github.com/orderstore/orders/projections"
+	"github.com/orderstore/orders/subscribers/notify"
+)
+
+// The helpers below mirror those of cmd/orders/statusweb/browser_test.go (another package),
+// prefixed sp ("status page") to stay clear of package main's names.
+
+// spChromiumPath is Debian's chromium; ORDERS_TEST_CHROMIUM overrides it.
+func spChromiumPath() string {
+	if p := os.Getenv("ORDERS_TEST_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// spScreenshotDir is $ORDERS_TEST_OUTPUT/screenshots, else testout/screenshots at the
+// repository root (the directory holding go.mod).
+func spScreenshotDir(t *testing.T) string {
+	t.Helper()
+	root := os.Getenv("ORDERS_TEST_OUTPUT")
+	if root == "" {
+		dir, err := os.Getwd()
+		require.NoError(t, err)
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				t.Fatal("no go.mod above the test's directory")
+			}
+			dir = parent
+		}
+		root = filepath.Join(dir, "testout")
+	}
+	out := filepath.Join(root, "screenshots")
+	require.NoError(t, os.MkdirAll(out, 0o755))
+	return out
+}
+
+// spBrowser starts headless Chromium with a fresh profile and returns a context for chromedp
+// actions bounded by timeout. A missing Chromium fails the test: it is a required part.
+func spBrowser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
+	path := spChromiumPath()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("headless Chromium not found at %s (%v): install it with `apt-get install -y chromium` (.ci/run does), or set ORDERS_TEST_CHROMIUM", path, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 800),
+	}
+	// Not t.Context(): it is cancelled before cleanups run, and the browser must be shut
+	// down (and its profile released) before TempDir is removed.
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		_ = chromedp.Cancel(ctx)
+		cancelCtx()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	t.Cleanup(cancel)
+	return tctx
+}
+
+// spScreenshot saves the full page as <dir>/<test>-<name>.png.
+func spScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err, "screenshot %s", name)
+	file := filepath.Join(spScreenshotDir(t), strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-"+name+".png")
+	require.NoError(t, os.WriteFile(file, buf, 0o644))
+	t.Logf("screenshot: %s", file)
+}
+
+// spRow is one subscriber row of the status page, as the DOM shows it.
+type spRow struct {
+	Kind     string `json:"kind"`
+	State    string `json:"state"`
+	Lag      string `json:"lag"`
+	Position string `json:"position"`
+}
+
+// spRowsJS evaluates to the page's subscriber rows by name (cells per templates/status.html:
+// name, kind, state, lag, position, head, ...).
+const spRowsJS = `(() => {
+	const rows = {};
+	document.querySelectorAll('table.subs tbody tr[data-name]').forEach(tr => {
+		const td = tr.querySelectorAll('td');
+		rows[tr.dataset.name] = {
+			kind: td[1].textContent.trim(),
+			state: td[2].textContent.trim(),
+			lag: tr.querySelector('td.lag').textContent.trim(),
+			position: td[4].textContent.trim(),
+		};
+	});
+	return rows;
+})()`
+
+// spCaughtUpJS is true when every named row shows lag 0 and a position beyond before's (as
+// BigInt: positions are uint64).
+func spCaughtUpJS(names []string, before map[string]uint64) string {
+	var conds []string
+	for _, n := range names {
+		conds = append(conds, fmt.Sprintf(`(r[%q] !== undefined && r[%q].lag === '0' && BigInt(r[%q].position) > %dn)`, n, n, n, before[n]))
+	}
+	return `((r) => ` + strings.Join(conds, " && ") + `)(` + spRowsJS + `)`
+}
+
+// TestBrowserServeStatusPageLagFallsToZero opens the status page of a real `orders serve`
+// (embedded node, the three projections, the e-mail sender) in headless Chromium, makes a
+// burst of orders placed and paid, and watches the page, refreshing itself, show every
+// projection and the sender caught up (lag 0) at a position beyond the one before the burst.
+func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
+	const orders = 30
+	d := startDaemon(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--http", "127.0.0.1:0")
+
+	var httpAddr string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := httpLine.FindStringSubmatch(d.stderr.String()); m != nil {
+			httpAddr = m[1]
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling serve's log for its HTTP address
+	}
+	require.NotEmpty(t, httpAddr, "no http address in serve's log: %s", d.stderr)
+	base := "http://" + httpAddr
+
+	names := []string{projections.CustomerOrders, projections.DailyRevenue, projections.OrderSummaries, notify.DefaultGroup}
+
+	// One paid order before the page opens, so every row has a position to advance from.
+	p := place(t, d.url)
+	r := cli(t, "--esdb", d.url, "pay", p.ID)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	ctx := spBrowser(t, 120*time.Second)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/")), "open the status page")
+
+	// Before: all four rows caught up (the page refreshes itself until they are).
+	zero := map[string]uint64{}
+	for _, n := range names {
+		zero[n] = 0
+	}
+	pollOpts := []chromedp.PollOption{chromedp.WithPollingInterval(50 * time.Millisecond), chromedp.WithPollingTimeout(60 * time.Second)}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](spCaughtUpJS(names, zero), pollOpts...)); err != nil {
+		rows, _ := chromedp.Run(ctx, chromedp.Evaluate[map[string]spRow](spRowsJS))
+		t.Fatalf("the page never showed every subscriber caught up before the burst: %v; rows %+v", err, rows)
+	}
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]spRow](spRowsJS))
+	require.NoError(t, err)
+	require.Len(t, rows, len(names), "rows %+v", rows)
+	before := map[string]uint64{}
+	for _, n := range names {
+		row, ok := rows[n]
+		require.True(t, ok, "no row %s in %+v", n, rows)
+		want := "projection"
+		if n == notify.DefaultGroup {
+			want = "sender"
+		}
+		require.Equal(t, want, row.Kind, "kind of %s", n)
+		require.Equal(t, "0", row.Lag, "lag of %s", n)
+		before[n], err = strconv.ParseUint(row.Position, 10, 64)
+		require.NoError(t, err, "position of %s", n)
+	}
+	t.Logf("before the burst: %+v", rows)
+	spScreenshot(t, ctx, "before-burst")
+
+	// The burst: orders placed and paid concurrently through the repository.
+	client, err := eventstore.Connect(d.url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	repo, err := eventstore.NewRepository(client, eventstore.RepositoryConfig{})
+	require.NoError(t, err)
+	burst := make(chan error, 1)
+	go func() {
+		var wg sync.WaitGroup
+		errs := make([]error, orders)
+		for i := range orders {
+			wg.Go(func() {
+				id, now := uuid.NewString(), time.Now()
+				md := eventstore.CommandMetadata(uuid.NewString(), "statuspage-test")
+				place := aggregate.PlaceOrder{
+					Customer: fmt.Sprintf("burst%d@example.com", i),
+					Lines:    []aggregate.Line{{SKU: "BOOK-1", Quantity: 1, UnitPrice: 1000 + int64(i)}},
+					Currency: "EUR",
+				}
+				if _, err := repo.Execute(t.Context(), id, md, func(o *aggregate.Order) error { return o.Place(place, now) }); err != nil {
+					errs[i] = fmt.Errorf("place %d: %w", i, err)
+					return
+				}
+				md = eventstore.CommandMetadata(uuid.NewString(), "statuspage-test")
+				if _, err := repo.Execute(t.Context(), id, md, func(o *aggregate.Order) error { return o.Pay("burst-"+id, o.Total(), now) }); err != nil {
+					errs[i] = fmt.Errorf("pay %d: %w", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		burst <- errors.Join(errs...)
+	}()
+
+	// Lagging (if the page catches it: the burst may be handled between two refreshes) or
+	// caught up at the new positions, whichever the page shows first.
+	lagging := `Object.values(` + spRowsJS + `).some(r => r.lag !== '0')`
+	caughtUp := spCaughtUpJS(names, before)
+	seen, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`(`+lagging+`) ? 'lagging' : ((`+caughtUp+`) ? 'caught-up' : '')`, pollOpts...))
+	require.NoError(t, err, "the page showed neither a lag nor the caught-up state after the burst")
+	require.NoError(t, <-burst, "the burst")
+	if seen == "lagging" {
+		rows, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]spRow](spRowsJS))
+		require.NoError(t, err)
+		t.Logf("during the burst: %+v", rows)
+		spScreenshot(t, ctx, "lagging")
+	} else {
+		t.Logf("the burst was handled between two refreshes: no lag above 0 seen")
+	}
+
+	// After: every row at lag 0, beyond its position before the burst.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](caughtUp, pollOpts...)); err != nil {
+		rows, _ := chromedp.Run(ctx, chromedp.Evaluate[map[string]spRow](spRowsJS))
+		t.Fatalf("the page never showed every subscriber caught up after the burst: %v; rows %+v", err, rows)
+	}
+	rows, err = chromedp.Run(ctx, chromedp.Evaluate[map[string]spRow](spRowsJS))
+	require.NoError(t, err)
+	for _, n := range names {
+		require.Equal(t, "0", rows[n].Lag, "lag of %s", n)
+		pos, err := strconv.ParseUint(rows[n].Position, 10, 64)
+		require.NoError(t, err, "position of %s", n)
+		require.Greater(t, pos, before[n], "position of %s", n)
+	}
+	t.Logf("after the burst: %+v", rows)
+	healthy, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('health').dataset.healthy`))
+	require.NoError(t, err)
+	require.Equal(t, "true", healthy)
+	spScreenshot(t, ctx, "caught-up")
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/healthz", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	require.Equal(t, 0, d.stop(t, syscall.SIGTERM), "stderr: %s", d.stderr)
+}

@@ -1,0 +1,74 @@
+// Package projections keeps the order store's read models in SQL (SQLite by default,
+// PostgreSQL when a URL names one), each fed by its own persistent subscription group, and
+// rebuilds them from position zero.
+//
+// # Contract
+//
+// At every moment a projection claims to be caught up (lag 0), its tables equal what a
+// replay of the log from position zero produces, whatever the delivery did: duplicates,
+// reordering, retries, crashes of the consumer, the node or the database connection.
+//
+//   - Each projection applies a batch of events and records its checkpoint row
+//     (projection_positions) in ONE transaction: the consumer loop acks only after the
+//     commit, so a crash either loses the whole batch (redelivered later) or nothing.
+//   - Per-order ordering: every projection keeps, per order, the stream revision it has
+//     applied (order_summaries.applied_revision, customer_orders_state,
+//     daily_revenue_state). An event with revision <= applied is a duplicate and ignored;
+//     revision > applied+1 fails with ErrOutOfOrder (retryable: its predecessor is in flight
+//     and the loop redelivers it later); exactly applied+1 is applied. The update is
+//     conditional ("WHERE applied_revision = r-1"), so concurrent transactions of several
+//     processes on one PostgreSQL cannot both apply an event.
+//   - Cross-order totals (customer_orders, daily_revenue) change only when the per-order row
+//     of the same projection advanced in the same transaction, so they are exact under
+//     duplicates and reordering. A batch adds its deltas in key order (no deadlocks between
+//     concurrent batches).
+//   - A batch is all or nothing: one event out of order or failing fails the batch, and the
+//     loop (package subscribers) then handles its events one at a time.
+//   - Undecodable events fail with a subscribers.Permanent ErrMalformedEvent (parked).
+//     Unknown event types advance the revision without other effect.
+//
+// # Read models
+//
+//   - order_summaries: one row per order: customer, status (placed, paid, shipped,
+//     cancelled), currency, total, line count, payment reference and amount, the time of
+//     each step (from the events), updated_at (time of the last applied event), and the
+//     applied revision and position.
+//   - customer_orders: per (customer, currency): orders placed, orders paid, shipped and
+//     cancelled (a paid order cancelled later counts as paid and as cancelled), the sum of
+//     totals ordered and the sum of payments received.
+//   - daily_revenue: per (UTC day of PaidAt, currency): the number and sum of payments. A
+//     cancellation after payment does not reverse it (the domain has no refund event; a
+//     refund would be its own event on its own day).
+//
+// # Positions and lag
+//
+// projection_positions.position is the highest $all commit position among the events a
+// projection applied. Persistent subscriptions deliver out of order, so it is a high-water
+// mark, not a watermark. Lag is therefore counted in events, not positions:
+// events_applied counts distinct events that changed the model (duplicates excluded), which
+// by the per-order ordering is the number of order events of the log reflected in it, and
+// CountLog counts the order events in $all (incrementally, caching the count in log_head).
+// Lag = order events in the log − events applied. Positions are only compared, never
+// subtracted, so this holds for the embedded node's dense positions and for a real node's
+// byte offsets. Time since the last applied event comes from last_applied_at.
+//
+// # Stores
+//
+// Open takes "postgres://..." (pgx), or "sqlite://path", a file path or "" (modernc.org's
+// pure-Go SQLite, WAL, synchronous=FULL, one writer connection and a separate reader pool,
+// immediate write transactions). The SQL is the same on both; placeholders are rewritten
+// for PostgreSQL. The schema is versioned (schema_migrations) and migrated at Open, under an
+// advisory lock on PostgreSQL, in one immediate transaction on SQLite. Times are stored as
+// fixed-width UTC text ("2006-01-02T15:04:05.000000Z"), days as "2006-01-02", money as
+// BIGINT minor units.
+//
+// The store also holds the notification senders' sent-log (sent_messages, see SentLog),
+// which rebuilds never touch.
+//
+// # Rebuild
+//
+// Store.Rebuild replays $all from zero with catch-up reads into shadow tables
+// "<table>_rebuild" while the live tables serve and the live consumers keep writing them,
+// then takes the write lock, applies the tail, and swaps the shadows in with the checkpoint
+// in one transaction; see Rebuild.
+package projections

@@ -1,0 +1,308 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"golang.org/x/sync/errgroup"
+)
+
+// rebuildBatch is the number of order events applied per shadow transaction.
+const rebuildBatch = 1000
+
+// shadowSuffix is appended to a table's name for its rebuild shadow.
+const shadowSuffix = "_rebuild"
+
+// Progress reports a running rebuild.
+type Progress struct {
+	Projections  []string      `json:"projections"`
+	Phase        string        `json:"phase"` // "replay", "tail" (final catch-up under the lock), "done"
+	Read         int64         `json:"read"`  // events of $all read (all streams)
+	Applied      int64         `json:"applied"`
+	Position     uint64        `json:"position"`     // $all position reached
+	HeadPosition uint64        `json:"headPosition"` // last $all position when the rebuild started
+	Elapsed      time.Duration `json:"elapsedNs"`
+	Rate         float64       `json:"eventsPerSecond"` // events read per second so far
+}
+
+// Fraction is how far Position is between 0 and HeadPosition, in [0, 1]. (On a real node
+// positions are byte offsets, so this is a fraction of bytes, not of events.)
+func (p Progress) Fraction() float64 {
+	if p.HeadPosition == 0 {
+		return 1
+	}
+	return min(1, float64(p.Position)/float64(p.HeadPosition))
+}
+
+// RebuildResult is what a finished rebuild swapped in.
+type RebuildResult struct {
+	Projections   []string      `json:"projections"`
+	Read          int64         `json:"read"`
+	EventsApplied int64         `json:"eventsApplied"` // order events in each rebuilt model
+	Position      uint64        `json:"position"`
+	Elapsed       time.Duration `json:"elapsedNs"`
+}
+
+// Rebuild replays $all from position zero (a catch-up read through client, not a persistent
+// subscription) into fresh shadow tables ("<table>_rebuild") of the named projections while
+// the live tables keep serving and the live consumers keep writing them. Once the replay
+// reaches the end of the log it takes the write lock (SQLite: the immediate write
+// transaction; PostgreSQL: ACCESS EXCLUSIVE locks on the live tables), so live writers
+// wait; it reads and applies the remaining tail, drops the live tables, renames the shadows
+// into their place and records the checkpoint, all in that one transaction. The live
+// consumers then carry on against the new tables; what they deliver again is a duplicate
+// and ignored. A failed or cancelled rebuild leaves the live tables untouched (the
+// leftover shadows are dropped by the next rebuild). progress (may be nil) is called after
+// every applied batch and at the end.
+//
+// On PostgreSQL a second rebuild of the same projection fails with ErrRebuildRunning; on
+// SQLite rebuilds are not guarded against each other and must not run concurrently.
+func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string, progress func(Progress)) (RebuildResult, error) {
+	if len(names) == 0 {
+		names = Names()
+	}
+	var projs []*projection
+	for _, n := range names {
+		p, err := lookup(n)
+		if err != nil {
+			return RebuildResult{}, err
+		}
+		projs = append(projs, p)
+	}
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	if s.d == dialectPostgres {
+		conn, err := s.w.Conn(ctx)
+		if err != nil {
+			return RebuildResult{}, fmt.Errorf("projections: rebuild: %w", err)
+		}
+		defer conn.Close()
+		for _, n := range names {
+			var ok bool
+			if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock("+lockKeySQL+")", lockKey("rebuild/"+n)).Scan(&ok); err != nil {
+				return RebuildResult{}, fmt.Errorf("projections: rebuild lock: %w", err)
+			}
+			if !ok {
+				return RebuildResult{}, fmt.Errorf("%w: %s", ErrRebuildRunning, n)
+			}
+			defer func() {
+				_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock("+lockKeySQL+")", lockKey("rebuild/"+n))
+			}()
+		}
+	}
+
+	gen := strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(uint64(mrand.Uint32()), 36)
+	if err := s.createShadows(ctx, projs, gen); err != nil {
+		return RebuildResult{}, err
+	}
+	head, err := headPosition(ctx, client)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+
+	started := time.Now()
+	pr := Progress{Projections: names, Phase: "replay", HeadPosition: head}
+	var applied int64
+	var lastApplied uint64
+	var buf []event
+	report := func() {
+		pr.Elapsed = time.Since(started)
+		if secs := pr.Elapsed.Seconds(); secs > 0 {
+			pr.Rate = float64(pr.Read) / secs
+		}
+		pr.Applied = applied
+		progress(pr)
+	}
+	applyBuf := func(ctx context.Context, tx *sql.Tx) error {
+		if len(buf) == 0 {
+			return nil
+		}
+		x := &execer{d: s.d, tx: tx}
+		var n int64
+		for _, p := range projs {
+			c, _, err := applyEvents(ctx, x, p, shadowName, buf)
+			if err != nil {
+				return fmt.Errorf("projections: rebuild %s: %w", p.name, err)
+			}
+			n = c // every projection applies every order event
+		}
+		applied += n
+		lastApplied = max(lastApplied, buf[len(buf)-1].Position)
+		buf = buf[:0]
+		return nil
+	}
+	// flush applies the buffer outside the lock: one transaction per projection, run
+	// concurrently (on PostgreSQL that overlaps their round trips; SQLite's single writer
+	// connection serialises them).
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		counts := make([]int64, len(projs))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, p := range projs {
+			g.Go(func() error {
+				tx, err := s.w.BeginTx(gctx, nil)
+				if err != nil {
+					return fmt.Errorf("projections: rebuild: %w", err)
+				}
+				defer func() { _ = tx.Rollback() }()
+				c, _, err := applyEvents(gctx, &execer{d: s.d, tx: tx}, p, shadowName, buf)
+				if err != nil {
+					return fmt.Errorf("projections: rebuild %s: %w", p.name, err)
+				}
+				counts[i] = c
+				if err := tx.Commit(); err != nil {
+					return fmt.Errorf("projections: rebuild: %w", err)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		applied += counts[0] // every projection applies every order event
+		lastApplied = max(lastApplied, buf[len(buf)-1].Position)
+		buf = buf[:0]
+		report()
+		return nil
+	}
+	collect := func(onFull func() error) func(*esdb.RecordedEvent) (bool, error) {
+		return func(ev *esdb.RecordedEvent) (bool, error) {
+			pr.Read++
+			pr.Position = ev.Position.Commit
+			if _, ok := orderID(ev.StreamID); !ok {
+				return false, nil
+			}
+			buf = append(buf, event{Stream: ev.StreamID, Revision: ev.EventNumber, Position: ev.Position.Commit, Type: ev.EventType, Data: ev.Data})
+			if len(buf) >= rebuildBatch {
+				return true, onFull()
+			}
+			return true, nil
+		}
+	}
+
+	// Phase 1: replay without any lock.
+	last, _, err := readAll(ctx, client, 0, collect(flush))
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	if err := flush(); err != nil {
+		return RebuildResult{}, err
+	}
+
+	// Phase 2: under the write lock, the tail, then the swap.
+	pr.Phase = "tail"
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return RebuildResult{}, fmt.Errorf("projections: rebuild: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if s.d == dialectPostgres {
+		var live []string
+		for _, p := range projs {
+			for _, t := range p.tables {
+				live = append(live, t.name)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE "+strings.Join(live, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return RebuildResult{}, fmt.Errorf("projections: rebuild: lock live tables: %w", err)
+		}
+	}
+	applyInTx := func() error { return applyBuf(ctx, tx) }
+	last, _, err = readAll(ctx, client, last, collect(applyInTx))
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	if err := applyInTx(); err != nil {
+		return RebuildResult{}, err
+	}
+	now := formatTime(s.now())
+	for _, p := range projs {
+		for _, t := range p.tables {
+			if _, err := tx.ExecContext(ctx, "DROP TABLE "+t.name); err != nil {
+				return RebuildResult{}, fmt.Errorf("projections: rebuild: swap %s: %w", t.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, "ALTER TABLE "+shadowName(t.name)+" RENAME TO "+t.name); err != nil {
+				return RebuildResult{}, fmt.Errorf("projections: rebuild: swap %s: %w", t.name, err)
+			}
+		}
+		var lastAt any
+		if applied > 0 {
+			lastAt = now
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO projection_positions (name, position, events_applied, last_applied_at, rebuilt_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET position = excluded.position, events_applied = excluded.events_applied,
+	last_applied_at = excluded.last_applied_at, rebuilt_at = excluded.rebuilt_at`),
+			p.name, int64(lastApplied), applied, lastAt, now); err != nil {
+			return RebuildResult{}, fmt.Errorf("projections: rebuild: checkpoint %s: %w", p.name, err)
+		}
+	}
+	// The replay read the whole log: its count of order events is the log's.
+	if err := s.recordLogHead(ctx, tx, max(last, pr.Position), applied); err != nil {
+		return RebuildResult{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return RebuildResult{}, fmt.Errorf("projections: rebuild: swap: %w", err)
+	}
+	pr.Phase = "done"
+	pr.Position = max(pr.Position, last)
+	report()
+	return RebuildResult{Projections: names, Read: pr.Read, EventsApplied: applied, Position: lastApplied, Elapsed: pr.Elapsed}, nil
+}
+
+func shadowName(t string) string { return t + shadowSuffix }
+
+// createShadows drops leftover shadows and creates fresh, empty ones.
+func (s *Store) createShadows(ctx context.Context, projs []*projection, gen string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, p := range projs {
+		for _, t := range p.tables {
+			if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+shadowName(t.name)); err != nil {
+				return fmt.Errorf("projections: rebuild: drop old shadow: %w", err)
+			}
+			for _, stmt := range t.create(shadowName(t.name), gen) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("projections: rebuild: create shadow: %w", err)
+				}
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	return nil
+}
+
+// headPosition is the commit position of the last event in $all (0 for an empty log).
+func headPosition(ctx context.Context, client *esdb.Client) (uint64, error) {
+	stream, err := client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrLog, err)
+	}
+	defer stream.Close()
+	re, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrLog, err)
+	}
+	if ev := re.OriginalEvent(); ev != nil {
+		return ev.Position.Commit, nil
+	}
+	return 0, nil
+}
