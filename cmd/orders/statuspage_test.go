@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,94 +17,10 @@ import (
 
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
+	"github.com/orderstore/orders/eventstore/esdbnode/webui/browsertest"
 	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers/notify"
 )
-
-// The helpers below mirror those of cmd/orders/statusweb/browser_test.go (another package),
-// prefixed sp ("status page") to stay clear of package main's names.
-
-// spChromiumPath is Debian's chromium; ORDERS_TEST_CHROMIUM overrides it.
-func spChromiumPath() string {
-	if p := os.Getenv("ORDERS_TEST_CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
-
-// spScreenshotDir is $ORDERS_TEST_OUTPUT/screenshots, else testout/screenshots at the
-// repository root (the directory holding go.mod).
-func spScreenshotDir(t *testing.T) string {
-	t.Helper()
-	root := os.Getenv("ORDERS_TEST_OUTPUT")
-	if root == "" {
-		dir, err := os.Getwd()
-		require.NoError(t, err)
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test's directory")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "testout")
-	}
-	out := filepath.Join(root, "screenshots")
-	require.NoError(t, os.MkdirAll(out, 0o755))
-	return out
-}
-
-// spBrowser starts headless Chromium with a fresh profile and returns a context for chromedp
-// actions bounded by timeout. A missing Chromium fails the test: it is a required part.
-func spBrowser(t *testing.T, timeout time.Duration) context.Context {
-	t.Helper()
-	path := spChromiumPath()
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("headless Chromium not found at %s (%v): install it with `apt-get install -y chromium` (.ci/run does), or set ORDERS_TEST_CHROMIUM", path, err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 800),
-	}
-	// Not t.Context(): it is cancelled before cleanups run, and the browser must be shut
-	// down (and its profile released) before TempDir is removed.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		_ = chromedp.Cancel(ctx)
-		cancelCtx()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	t.Cleanup(cancel)
-	return tctx
-}
-
-// spScreenshot saves the full page as <dir>/<test>-<name>.png.
-func spScreenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err, "screenshot %s", name)
-	file := filepath.Join(spScreenshotDir(t), strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-"+name+".png")
-	require.NoError(t, os.WriteFile(file, buf, 0o644))
-	t.Logf("screenshot: %s", file)
-}
 
 // spRow is one subscriber row of the status page, as the DOM shows it.
 type spRow struct {
@@ -170,7 +83,7 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 	r := cli(t, "--esdb", d.url, "pay", p.ID)
 	require.Equal(t, 0, r.code, r.stderr)
 
-	ctx := spBrowser(t, 120*time.Second)
+	ctx := browsertest.Open(t, browsertest.Desktop, 120*time.Second)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/")), "open the status page")
 
 	// Before: all four rows caught up (the page refreshes itself until they are).
@@ -200,7 +113,7 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 		require.NoError(t, err, "position of %s", n)
 	}
 	t.Logf("before the burst: %+v", rows)
-	spScreenshot(t, ctx, "before-burst")
+	browsertest.Screenshot(t, ctx, "before-burst")
 
 	// The burst: orders placed and paid concurrently through the repository.
 	client, err := eventstore.Connect(d.url)
@@ -247,7 +160,7 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 		rows, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]spRow](spRowsJS))
 		require.NoError(t, err)
 		t.Logf("during the burst: %+v", rows)
-		spScreenshot(t, ctx, "lagging")
+		browsertest.Screenshot(t, ctx, "lagging")
 	} else {
 		t.Logf("the burst was handled between two refreshes: no lag above 0 seen")
 	}
@@ -269,7 +182,7 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 	healthy, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('health').dataset.healthy`))
 	require.NoError(t, err)
 	require.Equal(t, "true", healthy)
-	spScreenshot(t, ctx, "caught-up")
+	browsertest.Screenshot(t, ctx, "caught-up")
 
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/healthz", nil)
 	require.NoError(t, err)

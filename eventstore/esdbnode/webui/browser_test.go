@@ -4,134 +4,40 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/orderstore/orders/eventstore/esdbnode/webui/browsertest"
 )
 
-// chromiumPath is Debian's chromium; ORDERS_TEST_CHROMIUM overrides it.
-func chromiumPath() string {
-	if p := os.Getenv("ORDERS_TEST_CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
-
-// screenshotDir is $ORDERS_TEST_OUTPUT/screenshots, else testout/screenshots
-// at the repository root (the directory holding go.mod).
-func screenshotDir(t *testing.T) string {
-	t.Helper()
-	root := os.Getenv("ORDERS_TEST_OUTPUT")
-	if root == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test's directory")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, "testout")
-	}
-	out := filepath.Join(root, "screenshots")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// browser starts headless Chromium with a fresh profile, sized like a
-// phone, and returns a context for chromedp actions bounded by timeout.
-// A missing Chromium fails the test: it is a required part.
+// The browser helpers live in package browsertest; these names keep the tests short.
 func browser(t *testing.T, timeout time.Duration) context.Context {
-	t.Helper()
-	path := chromiumPath()
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("headless Chromium not found at %s (%v): install it with `apt-get install -y chromium` (.ci/run does), or set ORDERS_TEST_CHROMIUM", path, err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(390, 844),
-	}
-	// Not t.Context(): it is cancelled before cleanups run, and the browser
-	// must be shut down (and its profile released) before TempDir is removed.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		_ = chromedp.Cancel(ctx)
-		cancelCtx()
-		cancelAlloc()
-	})
-	// Starts the browser; the viewport is a phone's.
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	t.Cleanup(cancel)
-	return tctx
+	return browsertest.Open(t, browsertest.Phone, timeout)
 }
 
-// screenshot saves the full page as <dir>/<test>-<name>.png.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	file := filepath.Join(screenshotDir(t), strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-"+name+".png")
-	if err := os.WriteFile(file, buf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", file)
+	browsertest.Screenshot(t, ctx, name)
 }
 
-// run runs actions that return nothing, failing the test on error.
 func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	browsertest.Run(t, ctx, what, actions...)
 }
 
-// value runs one action and returns its value, failing the test on error.
 func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
+	return browsertest.Value(t, ctx, what, a)
 }
 
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
-// fitsPhone fails if the page scrolls sideways at the phone-sized window.
 func fitsPhone(t *testing.T, ctx context.Context) {
 	t.Helper()
-	overflow := value(t, ctx, "measure width", chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
-	if overflow > 0 {
-		t.Errorf("page is %dpx wider than the phone-sized window", overflow)
-	}
+	browsertest.FitsPhone(t, ctx)
 }
 
 // noXSS fails if any injected payload ran.
