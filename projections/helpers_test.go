@@ -1,10 +1,7 @@
 package projections_test
 
 import (
-	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
@@ -20,17 +17,11 @@ import (
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/projections"
+	"github.com/orderstore/orders/projections/pgtest"
 	"github.com/orderstore/orders/subscribers"
 )
 
-const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-func postgresURL() string {
-	if v := os.Getenv("ORDERS_TEST_POSTGRES"); v != "" {
-		return v
-	}
-	return defaultPostgres
-}
+func postgresURL() string { return pgtest.URL() }
 
 // backend makes database URLs of one kind for tests.
 type backend struct {
@@ -45,43 +36,8 @@ func backends() []backend {
 	}
 }
 
-// newPostgresSchema creates a fresh schema, dropped at cleanup, and returns a URL whose
-// search_path selects it.
-func newPostgresSchema(t testing.TB) string {
-	t.Helper()
-	base := postgresURL()
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
-	}
-	defer db.Close()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema (is PostgreSQL running at %s?): %v", base, err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Errorf("open postgres: %v", err)
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+// newPostgresSchema is a fresh schema of the test PostgreSQL, dropped at cleanup.
+func newPostgresSchema(t testing.TB) string { return pgtest.Schema(t) }
 
 func openStore(t testing.TB, url string) *projections.Store {
 	t.Helper()

@@ -11,7 +11,6 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,11 +18,11 @@ import (
 	"time"
 
 	smtp "github.com/emersion/go-smtp"
-	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"github.com/orderstore/orders/projections"
+	"github.com/orderstore/orders/projections/pgtest"
 )
 
 // received is one message as the test SMTP server got it.
@@ -270,14 +269,7 @@ func (x *session) Data(r io.Reader) error {
 	return nil
 }
 
-const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-func postgresURL() string {
-	if v := os.Getenv("ORDERS_TEST_POSTGRES"); v != "" {
-		return v
-	}
-	return defaultPostgres
-}
+func postgresURL() string { return pgtest.URL() }
 
 // backend is a kind of read-model database holding the sent-log.
 type backend struct {
@@ -291,41 +283,8 @@ var (
 	backends        = []backend{sqliteBackend, postgresBackend}
 )
 
-// newPostgresSchema creates a fresh schema, dropped at cleanup, and returns a URL whose
-// search_path selects it.
-func newPostgresSchema(t testing.TB) string {
-	t.Helper()
-	base := postgresURL()
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
-	}
-	defer db.Close()
-	schema := "t_notify_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema (is PostgreSQL running at %s?): %v", base, err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Errorf("open postgres: %v", err)
-			return
-		}
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+// newPostgresSchema is a fresh schema of the test PostgreSQL, dropped at cleanup.
+func newPostgresSchema(t testing.TB) string { return pgtest.Schema(t) }
 
 // openStore opens the read-model store (the production sent-log's home), closed at cleanup.
 func openStore(t testing.TB, url string) *projections.Store {
