@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,13 +54,14 @@ func (a *app) logger() (*slog.Logger, error) {
 }
 
 // startNode starts the embedded node and prints the ready line.
-func (a *app) startNode(n nodeFlags, logger *slog.Logger) (*esdbnode.Server, error) {
+func (a *app) startNode(n nodeFlags, logger *slog.Logger, observeAppend func(time.Duration)) (*esdbnode.Server, error) {
 	srv, err := esdbnode.New(esdbnode.Config{
-		Addr:     n.addr,
-		DataDir:  n.dataDir,
-		Insecure: n.insecure,
-		Logger:   logger,
-		Now:      a.now,
+		Addr:          n.addr,
+		DataDir:       n.dataDir,
+		Insecure:      n.insecure,
+		Logger:        logger,
+		Now:           a.now,
+		ObserveAppend: observeAppend,
 	})
 	if err != nil {
 		return nil, err
@@ -125,7 +127,7 @@ func (a *app) nodeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := a.startNode(n, logger)
+			srv, err := a.startNode(n, logger, nil)
 			if err != nil {
 				return err
 			}
@@ -138,7 +140,7 @@ func (a *app) nodeCmd() *cobra.Command {
 
 func (a *app) serveCmd() *cobra.Command {
 	var n nodeFlags
-	var opts serveOptions
+	opts := serveOptions{latency: new(latency)}
 	cmd := &cobra.Command{
 		Use:   "serve [--data DIR] [--addr HOST:PORT] [--esdb URL] [--db URL] [--http HOST:PORT]",
 		Short: "Run the order store (embedded node unless --esdb names one) until SIGINT or SIGTERM",
@@ -159,7 +161,7 @@ func (a *app) serveCmd() *cobra.Command {
 			} else {
 				// The node must accept connections before any client makes its first call:
 				// the official client gives up for good after its discovery attempts.
-				srv, err := a.startNode(n, logger)
+				srv, err := a.startNode(n, logger, opts.latency.observeAppend)
 				if err != nil {
 					return err
 				}
@@ -194,6 +196,27 @@ type serveOptions struct {
 	smtpURL    string        // --smtp: "" = .eml files under mailDir
 	mailDir    string        // --mail-dir: "" = <data>/mail
 	stallAfter time.Duration // --stall-after
+	latency    *latency      // feeds /metrics' latency histograms
+}
+
+// latency forwards the embedded node's append times and the projections' handler times to
+// the status server's histograms once it exists (the node starts before it). Until then,
+// and with an external node (whose appends serve does not see), observations are dropped:
+// a nil *statusweb.Metrics ignores them.
+type latency struct {
+	m atomic.Pointer[statusweb.Metrics]
+}
+
+func (l *latency) observeAppend(d time.Duration) { l.m.Load().ObserveAppend(d) }
+
+// wrap times each call of a projection's batch handler.
+func (l *latency) wrap(name string, h subscribers.BatchHandler) subscribers.BatchHandler {
+	return func(ctx context.Context, evs []subscribers.Event) error {
+		start := time.Now()
+		err := h(ctx, evs)
+		l.m.Load().ObserveHandle(name, time.Since(start))
+		return err
+	}
 }
 
 func (o *serveOptions) register(cmd *cobra.Command, a *app) {
@@ -222,7 +245,7 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 	}
 	dial := subscribers.DialString(connString, eventstore.WithLogger(logger))
 	runner, err := projections.NewRunner(store, dial,
-		projections.RunnerConfig{Consumer: subscribers.Config{Logger: logger}, Logger: logger})
+		projections.RunnerConfig{Consumer: subscribers.Config{Logger: logger}, Logger: logger, Wrap: opts.latency.wrap})
 	if err != nil {
 		_ = store.Close()
 		return nil, err
@@ -248,6 +271,7 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 		_ = store.Close()
 		return nil, err
 	}
+	opts.latency.m.Store(status.Metrics())
 	mux := http.NewServeMux()
 	mux.Handle("/status", runner.Handler()) // the projections' own JSON
 	mux.Handle("/", status)                 // status page, /status.json, /healthz, /metrics

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,6 +192,23 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// /metrics has seen the burst: the node's appends and every projection's handler calls.
+	req, err = http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/metrics", nil)
+	require.NoError(t, err)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	appends := regexp.MustCompile(`(?m)^orders_append_seconds_count (\d+)$`).FindSubmatch(metrics)
+	require.NotNil(t, appends, "no orders_append_seconds_count in /metrics")
+	n, err := strconv.Atoi(string(appends[1]))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, n, 2*orders, "appends observed")
+	for _, name := range []string{"order_summaries", "customer_orders", "daily_revenue"} {
+		require.Regexp(t, `(?m)^orders_handle_seconds_count\{name="`+name+`"\} [1-9]`, string(metrics))
+	}
 
 	require.Equal(t, 0, d.stop(t, syscall.SIGTERM), "stderr: %s", d.stderr)
 }

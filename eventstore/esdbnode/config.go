@@ -19,6 +19,9 @@ type Config struct {
 	Insecure bool             // must be true to bind a non-loopback address (the node has no TLS, no users)
 	Logger   *slog.Logger     // nil → discard
 	Now      func() time.Time // nil → time.Now
+	// ObserveAppend, if set, is told how long each successful Append took in the
+	// log (decide, group commit, sync), for metrics. It must not block.
+	ObserveAppend func(time.Duration)
 }
 
 // Validate reports whether the configuration can be used: a data directory, a

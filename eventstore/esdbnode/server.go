@@ -143,7 +143,7 @@ func (s *Server) Start() (err error) {
 		grpc.ChainStreamInterceptor(recoverStream(lg), endOnClose(s.baseCtx)),
 	)
 	serverfeatures.RegisterServerFeaturesServer(s.gs, featuresService{})
-	streams.RegisterStreamsServer(s.gs, &streamsService{log: s.elog, logger: lg, base: s.baseCtx})
+	streams.RegisterStreamsServer(s.gs, &streamsService{log: s.elog, logger: lg, base: s.baseCtx, observeAppend: s.cfg.ObserveAppend})
 	persistent.RegisterPersistentSubscriptionsServer(s.gs, s.ps)
 
 	s.hs = &http.Server{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
@@ -21,6 +22,8 @@ type streamsService struct {
 	log    *eventlog.Log
 	logger *slog.Logger
 	base   context.Context // cancelled when the server closes
+	// observeAppend, if set, gets the log's time for each successful append.
+	observeAppend func(time.Duration)
 }
 
 var _ streams.StreamsServer = (*streamsService)(nil)
@@ -63,7 +66,11 @@ func (h *streamsService) Append(ss streams.Streams_AppendServer) error {
 		}
 		events = append(events, ev)
 	}
+	start := time.Now()
 	res, err := h.log.Append(ctx, target.stream, target.expected, events)
+	if err == nil && h.observeAppend != nil {
+		h.observeAppend(time.Since(start))
+	}
 	var wev *eventlog.WrongExpectedVersionError
 	if errors.As(err, &wev) {
 		return ss.SendAndClose(wrongExpectedVersionResp(target.expected, wev.Current))
