@@ -3,11 +3,9 @@ package benchmark
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/sync/errgroup"
 )
 
 // Target is one store the peer suite measures: the embedded node through the
@@ -90,71 +88,31 @@ func (p peerWorkloads) appendN(ctx context.Context, t Target, name string, write
 		return Result{}, fmt.Errorf("%w: %s with n=%d writers=%d batch=%d", ErrInvalidArgument, name, n, writers, batch)
 	}
 	p = p.withDefaults()
-	ops := int64((n + batch - 1) / batch)
 	ws := make([]*peerWriter, writers)
+	base := make([]*writer, writers)
 	for i := range ws {
 		ws[i] = newPeerWriter(p.streamsPerWriter, batch)
+		base[i] = ws[i].writer
 	}
-	var claimed atomic.Int64
-	start := time.Now()
-	g, gctx := errgroup.WithContext(ctx)
-	for _, w := range ws {
-		g.Go(func() error {
-			for claimed.Add(1) <= ops {
-				if p.maxDuration > 0 && time.Since(start) >= p.maxDuration {
-					return nil
-				}
-				t0 := time.Now()
-				if err := w.append(gctx, t); err != nil {
-					return err
-				}
-				w.latencies = append(w.latencies, time.Since(t0))
-			}
-			return nil
-		})
-	}
-	err := g.Wait()
-	elapsed := time.Since(start)
+	res, err := driveWriters(ctx, name, base, batch, n, p.maxDuration, func(ctx context.Context, i int) error {
+		return ws[i].append(ctx, t)
+	})
 	if err != nil {
 		return Result{}, fmt.Errorf("benchmark: %s on %s: %w", name, t.Name(), err)
 	}
-	res := Result{Name: name, Writers: writers, Elapsed: elapsed}
-	var lat []time.Duration
-	for _, w := range ws {
-		lat = append(lat, w.latencies...)
-		res.Bytes += w.bytes
-	}
-	res.Ops = len(lat)
-	res.Events = res.Ops * batch
-	res.P50, res.P99 = percentiles(lat)
 	return res, nil
 }
 
-// peerWriter is writer for a Target.
+// peerWriter is writer for a Target: the same streams and payloads, with the
+// target's concurrency token per stream in place of the client's revision.
 type peerWriter struct {
-	streams   []string
-	orderIDs  []string
-	revs      []int64 // events in each stream minus one
-	tokens    []int64 // token to expect next, NoToken before the first append
-	next      int
-	batch     int
-	bytes     int64
-	latencies []time.Duration
+	*writer
+	tokens []int64 // token to expect next, NoToken before the first append
 }
 
 func newPeerWriter(streams, batch int) *peerWriter {
-	w := &peerWriter{
-		streams:  make([]string, streams),
-		orderIDs: make([]string, streams),
-		revs:     make([]int64, streams),
-		tokens:   make([]int64, streams),
-		batch:    batch,
-	}
-	for i := range w.streams {
-		id := uuid.NewString()
-		w.orderIDs[i] = id
-		w.streams[i] = streamPrefix + id
-		w.revs[i] = -1
+	w := &peerWriter{writer: newWriter(streams, batch), tokens: make([]int64, streams)}
+	for i := range w.tokens {
 		w.tokens[i] = NoToken
 	}
 	return w

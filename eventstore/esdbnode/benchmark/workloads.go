@@ -157,23 +157,36 @@ func (h Harness) appendWorkload(ctx context.Context, c *esdb.Client, name string
 		return Result{}, fmt.Errorf("%w: %s with n=%d writers=%d batch=%d", ErrInvalidArgument, name, n, writers, batch)
 	}
 	h = h.withDefaults()
-	ops := int64((n + batch - 1) / batch)
 	ws := make([]*writer, writers)
 	for i := range ws {
 		ws[i] = newWriter(h.StreamsPerWriter, batch)
 	}
+	res, err := driveWriters(ctx, name, ws, batch, n, h.MaxDuration, func(ctx context.Context, i int) error {
+		return ws[i].append(ctx, c)
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("benchmark: %s: %w", name, err)
+	}
+	return res, nil
+}
 
+// driveWriters makes n events (rounded up to a multiple of batch) from
+// len(ws) concurrent writers: writer i calls appendOnce(ctx, i) for each
+// append it claims, until all are claimed or maxDuration (0: no limit) has
+// passed, and each call is timed. The result sums the writers' figures.
+func driveWriters(ctx context.Context, name string, ws []*writer, batch, n int, maxDuration time.Duration, appendOnce func(ctx context.Context, i int) error) (Result, error) {
+	ops := int64((n + batch - 1) / batch)
 	var claimed atomic.Int64
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	for _, w := range ws {
+	for i, w := range ws {
 		g.Go(func() error {
 			for claimed.Add(1) <= ops {
-				if h.MaxDuration > 0 && time.Since(start) >= h.MaxDuration {
+				if maxDuration > 0 && time.Since(start) >= maxDuration {
 					return nil
 				}
 				t0 := time.Now()
-				if err := w.append(gctx, c); err != nil {
+				if err := appendOnce(gctx, i); err != nil {
 					return err
 				}
 				w.latencies = append(w.latencies, time.Since(t0))
@@ -184,10 +197,9 @@ func (h Harness) appendWorkload(ctx context.Context, c *esdb.Client, name string
 	err := g.Wait()
 	elapsed := time.Since(start)
 	if err != nil {
-		return Result{}, fmt.Errorf("benchmark: %s: %w", name, err)
+		return Result{}, err
 	}
-
-	res := Result{Name: name, Writers: writers, Elapsed: elapsed}
+	res := Result{Name: name, Writers: len(ws), Elapsed: elapsed}
 	var lat []time.Duration
 	for _, w := range ws {
 		lat = append(lat, w.latencies...)
