@@ -1,7 +1,6 @@
 package statusweb_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,32 +13,8 @@ import (
 	"github.com/orderstore/orders/eventstore/esdbnode/webui/browsertest"
 )
 
-// The browser helpers live in package browsertest; these names keep the tests short.
-func browser(t *testing.T, timeout time.Duration) context.Context {
-	return browsertest.Open(t, browsertest.Phone, timeout)
-}
-
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	browsertest.Screenshot(t, ctx, name)
-}
-
-func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	browsertest.Run(t, ctx, what, actions...)
-}
-
-func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
-	t.Helper()
-	return browsertest.Value(t, ctx, what, a)
-}
-
+// css names a CSS selector for chromedp queries.
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-
-func fitsPhone(t *testing.T, ctx context.Context) {
-	t.Helper()
-	browsertest.FitsPhone(t, ctx)
-}
 
 func newHTTPServer(t *testing.T, h http.Handler) string {
 	t.Helper()
@@ -61,25 +36,25 @@ func TestBrowserStatusPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := newHTTPServer(t, s)
-	ctx := browser(t, 60*time.Second)
+	ctx := browsertest.Open(t, browsertest.Phone, 60*time.Second)
 	lag := `document.querySelector('tr[data-name="order-summaries"] td.lag').textContent`
 
-	run(t, ctx, "open the status page", chromedp.Navigate(ts+"/"))
-	if got := value(t, ctx, "read the lag", chromedp.Evaluate[string](lag)); got != "100" {
+	browsertest.Run(t, ctx, "open the status page", chromedp.Navigate(ts+"/"))
+	if got := browsertest.Value(t, ctx, "read the lag", chromedp.Evaluate[string](lag)); got != "100" {
 		t.Fatalf("lag shown %q, want 100", got)
 	}
-	fitsPhone(t, ctx)
-	screenshot(t, ctx, "lagging")
+	browsertest.FitsPhone(t, ctx)
+	browsertest.Screenshot(t, ctx, "lagging")
 
 	// Nothing is handled: within StallAfter (plus a refresh) the page says so.
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('health').dataset.healthy === 'false'`,
 		chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
 		t.Fatalf("the page never turned unhealthy: %v", err)
 	}
-	if state := value(t, ctx, "read the state", chromedp.Evaluate[string](`document.querySelector('tr[data-name="order-summaries"] td.state').textContent`)); !strings.Contains(state, "stalled") {
+	if state := browsertest.Value(t, ctx, "read the state", chromedp.Evaluate[string](`document.querySelector('tr[data-name="order-summaries"] td.state').textContent`)); !strings.Contains(state, "stalled") {
 		t.Fatalf("state shown %q, want stalled", state)
 	}
-	screenshot(t, ctx, "stalled")
+	browsertest.Screenshot(t, ctx, "stalled")
 
 	// The burst: each read of the source finds 25 more events handled.
 	src.mu.Lock()
@@ -99,8 +74,8 @@ func TestBrowserStatusPage(t *testing.T) {
 		chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
 		t.Fatalf("the page never showed lag 0 and healthy: %v", err)
 	}
-	if title := value(t, ctx, "read the title", chromedp.Title()); !strings.HasPrefix(title, "OK") {
+	if title := browsertest.Value(t, ctx, "read the title", chromedp.Title()); !strings.HasPrefix(title, "OK") {
 		t.Errorf("title %q, want it to start with OK", title)
 	}
-	screenshot(t, ctx, "caught-up")
+	browsertest.Screenshot(t, ctx, "caught-up")
 }
