@@ -234,9 +234,12 @@ func TestCrashConsumersAckWhileKilled(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
+		// The consumers must be gone before the client closes: client
+		// v4.2.0 answers an Unavailable error by sending on the client's
+		// channel, which panics once Close has closed it.
 		cancel()
-		node.kill()
 		wg.Wait()
+		node.kill()
 	}
 
 	mu.Lock()
