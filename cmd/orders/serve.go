@@ -199,15 +199,25 @@ type serveOptions struct {
 	latency    *latency      // feeds /metrics' latency histograms
 }
 
-// latency forwards the embedded node's append times and the projections' handler times to
-// the status server's histograms once it exists (the node starts before it). Until then,
-// and with an external node (whose appends serve does not see), observations are dropped:
-// a nil *statusweb.Metrics ignores them.
+// latency forwards the embedded node's append times and the projections' and the sender's
+// handler times to the status server's histograms once it exists (the node starts before
+// it). Until then, and with an external node (whose appends serve does not see),
+// observations are dropped: a nil *statusweb.Metrics ignores them.
 type latency struct {
 	m atomic.Pointer[statusweb.Metrics]
 }
 
 func (l *latency) observeAppend(d time.Duration) { l.m.Load().ObserveAppend(d) }
+
+// wrapOne times each call of the handler of the subscriber name.
+func (l *latency) wrapOne(name string, h subscribers.Handler) subscribers.Handler {
+	return func(ctx context.Context, ev subscribers.Event) error {
+		start := time.Now()
+		err := h(ctx, ev)
+		l.m.Load().ObserveHandle(name, time.Since(start))
+		return err
+	}
+}
 
 // wrap times each call of a projection's batch handler.
 func (l *latency) wrap(name string, h subscribers.BatchHandler) subscribers.BatchHandler {
@@ -259,7 +269,9 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 		_ = store.Close()
 		return nil, err
 	}
-	senderCfg := notify.Config{Logger: logger, Now: a.now}
+	senderCfg := notify.Config{Logger: logger, Now: a.now, Wrap: func(h subscribers.Handler) subscribers.Handler {
+		return opts.latency.wrapOne(notify.DefaultGroup, h)
+	}}
 	sender, err := notify.New(dial, store.SentLog(), transport, senderCfg)
 	if err != nil {
 		_ = store.Close()

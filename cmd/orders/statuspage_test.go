@@ -193,14 +193,24 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	// /metrics has seen the burst: the node's appends and every projection's handler calls.
-	req, err = http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/metrics", nil)
-	require.NoError(t, err)
-	resp, err = http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	metrics, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
+	// /metrics has seen the burst: the node's appends, every projection's handler calls
+	// and the e-mail sender's (which the positions above do not wait for: poll).
+	scrape := func() []byte {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/metrics", nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return b
+	}
+	senderHandled := regexp.MustCompile(`(?m)^orders_handle_seconds_count\{name="` + regexp.QuoteMeta(notify.DefaultGroup) + `"\} [1-9]`)
+	metrics := scrape()
+	for deadline := time.Now().Add(30 * time.Second); !senderHandled.Match(metrics); metrics = scrape() {
+		require.True(t, time.Now().Before(deadline), "the sender's handler time never reached /metrics:\n%s", metrics)
+		time.Sleep(50 * time.Millisecond)
+	}
 	appends := regexp.MustCompile(`(?m)^orders_append_seconds_count (\d+)$`).FindSubmatch(metrics)
 	require.NotNil(t, appends, "no orders_append_seconds_count in /metrics")
 	n, err := strconv.Atoi(string(appends[1]))

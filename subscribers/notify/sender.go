@@ -77,6 +77,8 @@ type Config struct {
 	LoadTimeout time.Duration
 	Logger      *slog.Logger     // nil: discard
 	Now         func() time.Time // nil: time.Now
+	// Wrap, if set, wraps the sender's handler (middleware: timing, fault injection).
+	Wrap func(h subscribers.Handler) subscribers.Handler
 }
 
 // Validate reports a configuration value out of range.
@@ -187,6 +189,10 @@ func New(dial subscribers.Dial, sent SentLog, transport Transport, cfg Config) (
 
 		sentNotRecorded: map[uuid.UUID]struct{}{},
 	}
+	h := subscribers.Handler(s.Handle)
+	if cfg.Wrap != nil {
+		h = cfg.Wrap(h)
+	}
 	c, err := subscribers.New(dial, subscribers.Config{
 		Group:       cfg.SubscriptionGroup(),
 		BufferSize:  cfg.BufferSize,
@@ -195,7 +201,7 @@ func New(dial subscribers.Dial, sent SentLog, transport Transport, cfg Config) (
 		Reconnect:   cfg.Reconnect,
 		Logger:      cfg.Logger,
 		Now:         cfg.Now,
-	}, s.Handle)
+	}, h)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
