@@ -145,8 +145,8 @@ type suiteTarget struct {
 // RunSuite starts the targets, and at each size preloads every store to it,
 // runs the workloads (append-<w> for each writer count, batch-<Batch>,
 // read-all) Rounds times interleaved across targets, then catch-up once, and
-// records the node's resident memory. The order flow with projections is
-// reported as not run (no projection runner to drive yet). On an error after
+// records the node's resident memory; at the first size it also runs the
+// order flow with the app's projections on the node. On an error after
 // the targets started it returns the report so far with the error.
 func RunSuite(ctx context.Context, opts SuiteOptions) (_ *Report, err error) {
 	if err := opts.validate(); err != nil {
