@@ -10,30 +10,6 @@ import (
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 )
 
-// recordedEvent is rec on the wire (protocol 2.4): metadata has exactly
-// type, content-type and created (.NET ticks since the Unix epoch); the
-// stream identifier is always set; commit == prepare.
-func recordedEvent(rec *eventlog.Record, stringIDs bool) *streams.ReadResp_ReadEvent_RecordedEvent {
-	ct := contentTypeBinary
-	if rec.IsJSON {
-		ct = contentTypeJSON
-	}
-	return &streams.ReadResp_ReadEvent_RecordedEvent{
-		Id:               uuidProto(rec.ID, stringIDs),
-		StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(rec.Stream)},
-		StreamRevision:   rec.Revision,
-		PreparePosition:  rec.Position,
-		CommitPosition:   rec.Position,
-		Metadata: map[string]string{
-			"type":         rec.Type,
-			"content-type": ct,
-			"created":      strconv.FormatInt(rec.Created.UnixNano()/100, 10),
-		},
-		CustomMetadata: rec.Metadata,
-		Data:           rec.Data,
-	}
-}
-
 // parseLink splits a link event's data "<n>@<stream>"; ok false if it is not
 // of that form (the link is then delivered unresolved).
 func parseLink(data []byte) (stream string, n int64, ok bool) {
@@ -46,10 +22,6 @@ func parseLink(data []byte) (stream string, n int64, ok bool) {
 		return "", 0, false
 	}
 	return name, n, true
-}
-
-func eventResp(re *streams.ReadResp_ReadEvent) *streams.ReadResp {
-	return &streams.ReadResp{Content: &streams.ReadResp_Event{Event: re}}
 }
 
 func confirmationResp(id string) *streams.ReadResp {

@@ -141,6 +141,7 @@ func (s *Server) Start() (err error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.ChainUnaryInterceptor(recoverUnary(lg)),
 		grpc.ChainStreamInterceptor(recoverStream(lg), endOnClose(s.baseCtx)),
+		grpc.ForceServerCodecV2(newRawCodec()),
 	)
 	serverfeatures.RegisterServerFeaturesServer(s.gs, featuresService{})
 	streams.RegisterStreamsServer(s.gs, &streamsService{log: s.elog, logger: lg, base: s.baseCtx, observeAppend: s.cfg.ObserveAppend})

@@ -13,8 +13,11 @@ import (
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 )
 
-// pageSize is how many records a read or subscription takes from the log at a time.
-const pageSize = 256
+// pageSize is how many records a read or subscription takes from the log at
+// a time: enough to amortise creating a Pebble iterator and looking up the
+// stream's head and metadata over many events (about 0.5 MB of records for
+// typical events).
+const pageSize = 1024
 
 // streamsService implements event_store.client.streams.Streams over the log.
 type streamsService struct {
@@ -151,9 +154,11 @@ func (h *streamsService) Read(req *streams.ReadReq, ss streams.Streams_ReadServe
 	return nil
 }
 
-// sender is what reads and subscriptions write to.
+// sender is what reads and subscriptions write to: a *streams.ReadResp, or
+// a *rawResp (an event message encoded by respEncoder, which the server's
+// rawCodec passes through).
 type sender interface {
-	Send(*streams.ReadResp) error
+	SendMsg(m any) error
 	Context() context.Context
 }
 
@@ -162,7 +167,11 @@ var _ sender = (streams.Streams_ReadServer)(nil)
 // send writes resp; a failure means the client is gone, so the context's
 // error is preferred.
 func send(ss sender, resp *streams.ReadResp) error {
-	if err := ss.Send(resp); err != nil {
+	return sendMsg(ss, resp)
+}
+
+func sendMsg(ss sender, m any) error {
+	if err := ss.SendMsg(m); err != nil {
 		if ctxErr := ss.Context().Err(); ctxErr != nil {
 			return ctxErr
 		}
@@ -171,43 +180,45 @@ func send(ss sender, resp *streams.ReadResp) error {
 	return nil
 }
 
-// readEvent builds the wire form of rec, resolving a link when asked
+// resolve picks what goes on the wire for rec, resolving a link when asked
 // (protocol 2.5): resolved → event = target, link = rec; unresolvable →
 // event absent, link = rec; not a link (or malformed data) → event = rec.
-func (h *streamsService) readEvent(ctx context.Context, rec *eventlog.Record, resolve, stringIDs bool) (*streams.ReadResp_ReadEvent, error) {
-	re := &streams.ReadResp_ReadEvent{Position: &streams.ReadResp_ReadEvent_CommitPosition{CommitPosition: rec.Position}}
-	if resolve && rec.Type == eventlog.TypeLink {
-		if target, n, ok := parseLink(rec.Data); ok {
-			re.Link = recordedEvent(rec, stringIDs)
-			if n >= 0 && target != "" {
-				t, found, err := h.log.ReadEvent(ctx, target, uint64(n))
+// The target, if any, is stored in *target.
+func (h *streamsService) resolve(ctx context.Context, rec *eventlog.Record, resolveLinks bool, target *eventlog.Record) (event, link *eventlog.Record, err error) {
+	if resolveLinks && rec.Type == eventlog.TypeLink {
+		if stream, n, ok := parseLink(rec.Data); ok {
+			if n >= 0 && stream != "" {
+				t, found, err := h.log.ReadEvent(ctx, stream, uint64(n))
 				var sd *eventlog.StreamDeletedError
 				switch {
 				case errors.Is(err, eventlog.ErrStreamNotFound), errors.As(err, &sd):
 				case err != nil:
-					return nil, err
+					return nil, nil, err
 				case found:
-					re.Event = recordedEvent(&t, stringIDs)
+					*target = t
+					return target, rec, nil
 				}
 			}
-			return re, nil
+			return nil, rec, nil
 		}
 	}
-	re.Event = recordedEvent(rec, stringIDs)
-	return re, nil
+	return rec, nil, nil
 }
 
-func (h *streamsService) sendRecord(ctx context.Context, ss sender, rec *eventlog.Record, plan readPlan) error {
-	re, err := h.readEvent(ctx, rec, plan.resolveLinks, plan.stringIDs)
+// sendRecord sends rec as a ReadResp event, encoded by enc.
+func (h *streamsService) sendRecord(ctx context.Context, ss sender, enc *respEncoder, rec *eventlog.Record, plan readPlan) error {
+	var target eventlog.Record
+	ev, link, err := h.resolve(ctx, rec, plan.resolveLinks, &target)
 	if err != nil {
 		return err
 	}
-	return send(ss, eventResp(re))
+	return sendMsg(ss, enc.event(ev, link, rec.Position, plan.stringIDs))
 }
 
 // readStream is a plain stream read (protocol 3.3): events, or one
 // stream_not_found message for an absent or soft-deleted stream.
 func (h *streamsService) readStream(ctx context.Context, ss sender, plan readPlan) error {
+	var enc respEncoder
 	dir, from := eventlog.Forwards, uint64(0)
 	if plan.backwards {
 		dir = eventlog.Backwards
@@ -238,7 +249,7 @@ func (h *streamsService) readStream(ctx context.Context, ss sender, plan readPla
 		}
 		first = false
 		for i := range recs {
-			if err := h.sendRecord(ctx, ss, &recs[i], plan); err != nil {
+			if err := h.sendRecord(ctx, ss, &enc, &recs[i], plan); err != nil {
 				return err
 			}
 		}
@@ -266,6 +277,7 @@ func (h *streamsService) readStream(ctx context.Context, ss sender, plan readPla
 // inclusive, backwards strictly before it; DefaultAllFilter always applies,
 // a filter if given.
 func (h *streamsService) readAll(ctx context.Context, ss sender, plan readPlan) error {
+	var enc respEncoder
 	dir, from := eventlog.Forwards, uint64(0)
 	switch {
 	case !plan.backwards && plan.from == fromEnd, plan.backwards && plan.from == fromStart:
@@ -281,7 +293,14 @@ func (h *streamsService) readAll(ctx context.Context, ss sender, plan readPlan) 
 	}
 	remaining := plan.count
 	for remaining > 0 {
-		recs, err := h.log.ReadAll(ctx, dir, from, pageSize)
+		limit := pageSize
+		if plan.filter == nil && remaining < pageSize {
+			// Without a filter nearly every record is sent (not those of
+			// system streams, and then the next page follows): do not
+			// read past what the client asked for.
+			limit = int(remaining)
+		}
+		recs, err := h.log.ReadAll(ctx, dir, from, limit)
 		if err != nil {
 			return err
 		}
@@ -295,7 +314,7 @@ func (h *streamsService) readAll(ctx context.Context, ss sender, plan readPlan) 
 			if !inDefaultAllFilter(rec.Stream) || (plan.filter != nil && !plan.filter.match(rec)) {
 				continue
 			}
-			if err := h.sendRecord(ctx, ss, rec, plan); err != nil {
+			if err := h.sendRecord(ctx, ss, &enc, rec, plan); err != nil {
 				return err
 			}
 			remaining--
@@ -303,7 +322,7 @@ func (h *streamsService) readAll(ctx context.Context, ss sender, plan readPlan) 
 				return nil
 			}
 		}
-		if len(recs) < pageSize || (plan.backwards && from <= 1) {
+		if len(recs) < limit || (plan.backwards && from <= 1) {
 			return nil
 		}
 	}

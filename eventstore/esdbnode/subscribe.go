@@ -24,11 +24,14 @@ func (h *streamsService) subscribe(ss sender, plan readPlan) error {
 	stop := context.AfterFunc(h.base, cancel)
 	defer stop()
 
-	var err error
+	var (
+		enc respEncoder
+		err error
+	)
 	if plan.all {
-		err = h.subscribeAll(ctx, ss, plan)
+		err = h.subscribeAll(ctx, ss, &enc, plan)
 	} else {
-		err = h.subscribeStream(ctx, ss, plan)
+		err = h.subscribeStream(ctx, ss, &enc, plan)
 	}
 	if err != nil && h.base.Err() != nil && ss.Context().Err() == nil {
 		return errShuttingDown
@@ -36,7 +39,7 @@ func (h *streamsService) subscribe(ss sender, plan readPlan) error {
 	return err
 }
 
-func (h *streamsService) subscribeStream(ctx context.Context, ss sender, plan readPlan) error {
+func (h *streamsService) subscribeStream(ctx context.Context, ss sender, enc *respEncoder, plan readPlan) error {
 	// Everything at or below scanFrom is known not to be the stream's
 	// tombstone (used to find the tombstone record to deliver).
 	scanFrom := h.log.Head()
@@ -66,7 +69,7 @@ func (h *streamsService) subscribeStream(ctx context.Context, ss sender, plan re
 			recs, err := h.log.ReadStream(ctx, plan.stream, eventlog.Forwards, next, pageSize)
 			var sd *eventlog.StreamDeletedError
 			if errors.As(err, &sd) {
-				if serr := h.sendTombstone(ctx, ss, plan, scanFrom); serr != nil {
+				if serr := h.sendTombstone(ctx, ss, enc, plan, scanFrom); serr != nil {
 					return serr
 				}
 				return err // stream-deleted, after its tombstone event
@@ -81,7 +84,7 @@ func (h *streamsService) subscribeStream(ctx context.Context, ss sender, plan re
 				if recs[i].Revision < next {
 					continue
 				}
-				if err := h.sendRecord(ctx, ss, &recs[i], plan); err != nil {
+				if err := h.sendRecord(ctx, ss, enc, &recs[i], plan); err != nil {
 					return err
 				}
 				next = recs[i].Revision + 1
@@ -105,7 +108,7 @@ func (h *streamsService) subscribeStream(ctx context.Context, ss sender, plan re
 
 // sendTombstone delivers the $streamDeleted record of plan.stream, which was
 // written after position after.
-func (h *streamsService) sendTombstone(ctx context.Context, ss sender, plan readPlan, after uint64) error {
+func (h *streamsService) sendTombstone(ctx context.Context, ss sender, enc *respEncoder, plan readPlan, after uint64) error {
 	end := h.log.Head()
 	for after < end {
 		recs, err := h.log.ReadAll(ctx, eventlog.Forwards, after+1, pageSize)
@@ -115,7 +118,7 @@ func (h *streamsService) sendTombstone(ctx context.Context, ss sender, plan read
 		for i := range recs {
 			rec := &recs[i]
 			if rec.Stream == plan.stream && rec.Type == eventlog.TypeStreamDeleted {
-				return h.sendRecord(ctx, ss, rec, plan)
+				return h.sendRecord(ctx, ss, enc, rec, plan)
 			}
 			after = rec.Position
 		}
@@ -126,7 +129,7 @@ func (h *streamsService) sendTombstone(ctx context.Context, ss sender, plan read
 	return nil // not found: end with the error alone
 }
 
-func (h *streamsService) subscribeAll(ctx context.Context, ss sender, plan readPlan) error {
+func (h *streamsService) subscribeAll(ctx context.Context, ss sender, enc *respEncoder, plan readPlan) error {
 	var after uint64 // last position considered; deliver only what is beyond it
 	switch plan.from {
 	case fromEnd:
@@ -163,7 +166,7 @@ func (h *streamsService) subscribeAll(ctx context.Context, ss sender, plan readP
 				after = rec.Position
 				scanned++
 				if inDefaultAllFilter(rec.Stream) && (f == nil || f.match(rec)) {
-					if err := h.sendRecord(ctx, ss, rec, plan); err != nil {
+					if err := h.sendRecord(ctx, ss, enc, rec, plan); err != nil {
 						return err
 					}
 				}

@@ -10,7 +10,7 @@ import (
 )
 
 // maxPrealloc caps the capacity reserved up front for a read's result.
-const maxPrealloc = 256
+const maxPrealloc = 1024
 
 // readHead reads stream's 'h' key, waiting for it to be durable if it is
 // newer than the published head.
@@ -272,6 +272,7 @@ func (l *Log) ReadAll(ctx context.Context, dir Direction, from uint64, limit int
 	}
 	defer it.Close()
 	out := make([]Record, 0, min(uint64(limit), maxPrealloc, hi-lo+1))
+	var arena valueArena
 	var valid bool
 	if dir == Forwards {
 		valid = it.First()
@@ -289,11 +290,10 @@ func (l *Log) ReadAll(ctx context.Context, dir Direction, from uint64, limit int
 			return nil, fmt.Errorf("%w: bad log key %x", ErrCorrupt, k)
 		}
 		pos, _ := decodeU64(k[1:])
-		var rec Record
-		if err := decodeRecord(pos, it.Value(), &rec); err != nil {
+		out = append(out, Record{})
+		if err := decodeRecordInto(pos, it.Value(), &out[len(out)-1], &arena); err != nil {
 			return nil, err
 		}
-		out = append(out, rec)
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("eventlog: %w", err)

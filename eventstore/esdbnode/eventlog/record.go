@@ -172,6 +172,35 @@ func decodeRecord(pos uint64, b []byte, r *Record) error {
 	return decodeRecordOwned(pos, buf, r)
 }
 
+// decodeRecordInto is decodeRecord with the copy of b taken from a: the
+// records of one read share a few allocations instead of one each.
+func decodeRecordInto(pos uint64, b []byte, r *Record, a *valueArena) error {
+	return decodeRecordOwned(pos, a.copy(b), r)
+}
+
+// arenaChunk is the size of a valueArena's allocations; larger values get
+// one of their own.
+const arenaChunk = 32 << 10
+
+// valueArena hands out copies of record values carved from shared chunks.
+// A chunk is only ever appended to, so a copy, once handed out, is never
+// written again (decodeRecordOwned's strings may alias it); each copy is
+// capped, so appending to one never writes into the next. A record a caller
+// keeps keeps its whole chunk (at most arenaChunk bytes) alive.
+type valueArena struct{ buf []byte }
+
+func (a *valueArena) copy(b []byte) []byte {
+	if len(b) > cap(a.buf)-len(a.buf) {
+		if len(b) > arenaChunk/4 {
+			return append([]byte(nil), b...)
+		}
+		a.buf = make([]byte, 0, arenaChunk)
+	}
+	n := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return a.buf[n:len(a.buf):len(a.buf)]
+}
+
 // decodeRecordOwned is decodeRecord for a buffer the caller gives away.
 func decodeRecordOwned(pos uint64, buf []byte, r *Record) error {
 	if len(buf) < 2 {

@@ -94,3 +94,29 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func TestValueArenaCopiesDoNotOverlap(t *testing.T) {
+	var a valueArena
+	big := make([]byte, arenaChunk/4+1)
+	big[0] = 'B'
+	inputs := [][]byte{encodeRecord(nil, &sampleRecords()[0]), big, encodeRecord(nil, &sampleRecords()[1])}
+	for range 300 { // several chunks
+		inputs = append(inputs, encodeRecord(nil, &sampleRecords()[2]))
+	}
+	var recs []Record
+	for i, in := range inputs {
+		c := a.copy(in)
+		require.Equal(t, in, c)
+		require.Equal(t, len(c), cap(c), "copy %d is capped", i)
+		if i != 1 {
+			var r Record
+			require.NoError(t, decodeRecordInto(uint64(i+1), in, &r, &a))
+			recs = append(recs, r)
+		}
+	}
+	// Appending to one record's data must not change the next record.
+	want := recs[1]
+	recs[0].Data = append(recs[0].Data, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"...)
+	require.Equal(t, want, recs[1])
+	require.Equal(t, sampleRecords()[1].Stream, recs[1].Stream)
+}
