@@ -164,13 +164,9 @@ type sender interface {
 
 var _ sender = (streams.Streams_ReadServer)(nil)
 
-// send writes resp; a failure means the client is gone, so the context's
-// error is preferred.
-func send(ss sender, resp *streams.ReadResp) error {
-	return sendMsg(ss, resp)
-}
-
-func sendMsg(ss sender, m any) error {
+// send writes m (a *streams.ReadResp or a *rawResp); a failure means the
+// client is gone, so the context's error is preferred.
+func send(ss sender, m any) error {
 	if err := ss.SendMsg(m); err != nil {
 		if ctxErr := ss.Context().Err(); ctxErr != nil {
 			return ctxErr
@@ -212,7 +208,7 @@ func (h *streamsService) sendRecord(ctx context.Context, ss sender, enc *respEnc
 	if err != nil {
 		return err
 	}
-	return sendMsg(ss, enc.event(ev, link, rec.Position, plan.stringIDs))
+	return send(ss, enc.event(ev, link, rec.Position, plan.stringIDs))
 }
 
 // readStream is a plain stream read (protocol 3.3): events, or one

@@ -188,7 +188,7 @@ func (w *recordedEventWire) append(b []byte) []byte {
 	b = appendUint(b, fieldRecCommitPosition, rec.Position)
 	b = appendMapEntry(b, metaKeyType, rec.Type)
 	b = appendMapEntry(b, metaKeyContentType, w.ct)
-	b = appendMapEntryBytes(b, metaKeyCreated, w.created[:w.createdN])
+	b = appendMapEntry(b, metaKeyCreated, w.created[:w.createdN])
 	if len(rec.Metadata) > 0 {
 		b = protowire.AppendTag(b, fieldRecCustomMetadata, protowire.BytesType)
 		b = protowire.AppendBytes(b, rec.Metadata)
@@ -263,22 +263,16 @@ func sizeMapEntry(key string, valueLen int) int {
 	return protowire.SizeTag(fieldRecMetadata) + protowire.SizeBytes(mapEntrySize(key, valueLen))
 }
 
-func appendMapEntry(b []byte, key, value string) []byte {
+// appendMapEntry appends one metadata map entry; value is a string or the
+// bytes of one.
+func appendMapEntry[V string | []byte](b []byte, key string, value V) []byte {
 	b = protowire.AppendTag(b, fieldRecMetadata, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(mapEntrySize(key, len(value))))
 	b = protowire.AppendTag(b, fieldMapKey, protowire.BytesType)
 	b = protowire.AppendString(b, key)
 	b = protowire.AppendTag(b, fieldMapValue, protowire.BytesType)
-	return protowire.AppendString(b, value)
-}
-
-func appendMapEntryBytes(b []byte, key string, value []byte) []byte {
-	b = protowire.AppendTag(b, fieldRecMetadata, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(mapEntrySize(key, len(value))))
-	b = protowire.AppendTag(b, fieldMapKey, protowire.BytesType)
-	b = protowire.AppendString(b, key)
-	b = protowire.AppendTag(b, fieldMapValue, protowire.BytesType)
-	return protowire.AppendBytes(b, value)
+	b = protowire.AppendVarint(b, uint64(len(value)))
+	return append(b, value...)
 }
 
 // rawCodec is the server's gRPC codec (installed with
