@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/orderstore/orders/eventstore/esdbnode/benchmark"
+	"github.com/orderstore/orders/bench"
 )
 
 // envTestPostgres names the environment variable with the default PostgreSQL URL of bench.
@@ -87,7 +87,7 @@ func (a *app) benchCmd() *cobra.Command {
 				opts.NodeCommand = []string{self, "node", "--addr", "127.0.0.1:0", "--data", dir + "/node",
 					"--json", "--log-level", "error"}
 			}
-			rep, err := benchmark.RunSuite(ctx, opts)
+			rep, err := bench.RunSuite(ctx, opts)
 			if rep != nil && f.mdFile != "" {
 				// What was measured before a failure is still worth keeping.
 				err = errors.Join(err, writeMarkdownFile(f.mdFile, rep))
@@ -106,8 +106,8 @@ func (a *app) benchCmd() *cobra.Command {
 	fl.BoolVar(&f.verbose, "verbose", false, "print progress on stderr")
 	fl.IntVar(&f.rounds, "rounds", 0, "rounds per workload, the median shown (default 3, 1 with --quick)")
 	fl.StringVar(&f.sizes, "sizes", "", "events in each store before the figures, ascending (default 0,1000000,10000000; 0 with --quick)")
-	fl.StringVar(&f.targets, "targets", strings.Join(benchmark.AllTargets(), ","), "targets to run")
-	fl.StringVar(&f.pgURL, "pg", "", "PostgreSQL URL (default env "+envTestPostgres+" or "+benchmark.DefaultPostgresURL+")")
+	fl.StringVar(&f.targets, "targets", strings.Join(bench.AllTargets(), ","), "targets to run")
+	fl.StringVar(&f.pgURL, "pg", "", "PostgreSQL URL (default env "+envTestPostgres+" or "+bench.DefaultPostgresURL+")")
 	fl.StringVar(&f.natsServer, "nats-server", "", "nats-server binary (default: nats-server on PATH or /usr/sbin/nats-server)")
 	fl.DurationVar(&f.duration, "duration", 0, "cap of each workload per round (default 5s, 1s with --quick)")
 	fl.StringVar(&f.dataDir, "data", "", "directory for the node's and nats-server's data (default a temporary one, removed)")
@@ -117,7 +117,7 @@ func (a *app) benchCmd() *cobra.Command {
 	return cmd
 }
 
-func writeMarkdownFile(path string, rep *benchmark.Report) error {
+func writeMarkdownFile(path string, rep *bench.Report) error {
 	out, err := os.Create(path)
 	if err != nil {
 		return err
@@ -130,10 +130,10 @@ func writeMarkdownFile(path string, rep *benchmark.Report) error {
 }
 
 // benchOptions turns the flags into the suite's options.
-func (a *app) benchOptions(cmd *cobra.Command, f benchFlags) (benchmark.SuiteOptions, error) {
-	opts := benchmark.FullSuite()
+func (a *app) benchOptions(cmd *cobra.Command, f benchFlags) (bench.SuiteOptions, error) {
+	opts := bench.FullSuite()
 	if f.quick {
-		opts = benchmark.QuickSuite()
+		opts = bench.QuickSuite()
 	}
 	fl := cmd.Flags()
 	if fl.Changed("rounds") {
@@ -200,7 +200,7 @@ func parseSizes(s string) ([]int, error) {
 // parseTargets parses "node,postgres,nats".
 func parseTargets(s string) ([]string, error) {
 	var targets []string
-	all := benchmark.AllTargets()
+	all := bench.AllTargets()
 	for part := range strings.SplitSeq(s, ",") {
 		t := strings.TrimSpace(part)
 		if !slices.Contains(all, t) {

@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func newPGTarget(ctx context.Context, url string, maxWriters int) (_ *pgTarget, 
 	}
 	admin, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("benchmark: postgres: %w", err)
+		return nil, fmt.Errorf("bench: postgres: %w", err)
 	}
 	t := &pgTarget{admin: admin, schema: "bench_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")}
 	defer func() {
@@ -79,20 +79,20 @@ func newPGTarget(ctx context.Context, url string, maxWriters int) (_ *pgTarget, 
 		}
 	}()
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+t.schema); err != nil {
-		return nil, fmt.Errorf("benchmark: postgres: %w", err)
+		return nil, fmt.Errorf("bench: postgres: %w", err)
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("benchmark: postgres: %w", err)
+		return nil, fmt.Errorf("bench: postgres: %w", err)
 	}
 	cfg.MaxConns = int32(poolSize)
 	cfg.ConnConfig.RuntimeParams["search_path"] = t.schema
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	if t.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("benchmark: postgres: %w", err)
+		return nil, fmt.Errorf("bench: postgres: %w", err)
 	}
 	if _, err := t.pool.Exec(ctx, pgSchema); err != nil {
-		return nil, fmt.Errorf("benchmark: postgres: %w", err)
+		return nil, fmt.Errorf("bench: postgres: %w", err)
 	}
 	// Open every connection now, as the node's client is warmed up, so that
 	// no workload times connection set-up.
@@ -103,7 +103,7 @@ func newPGTarget(ctx context.Context, url string, maxWriters int) (_ *pgTarget, 
 			for _, c := range conns {
 				c.Release()
 			}
-			return nil, fmt.Errorf("benchmark: postgres: %w", err)
+			return nil, fmt.Errorf("bench: postgres: %w", err)
 		}
 		conns = append(conns, c)
 	}
@@ -114,7 +114,7 @@ func newPGTarget(ctx context.Context, url string, maxWriters int) (_ *pgTarget, 
 	for _, setting := range []string{"fsync", "synchronous_commit", "wal_sync_method", "server_version"} {
 		var v string
 		if err := t.pool.QueryRow(ctx, "SHOW "+setting).Scan(&v); err != nil {
-			return nil, fmt.Errorf("benchmark: postgres: %w", err)
+			return nil, fmt.Errorf("bench: postgres: %w", err)
 		}
 		t.notes = append(t.notes, setting+"="+v)
 	}
@@ -219,7 +219,7 @@ func (t *pgTarget) Preload(ctx context.Context, n int) error {
 		}
 		if _, err := t.pool.CopyFrom(ctx, pgx.Identifier{"events"},
 			[]string{"id", "stream", "revision", "type", "data"}, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("benchmark: postgres preload: %w", err)
+			return fmt.Errorf("bench: postgres preload: %w", err)
 		}
 		done += chunk
 	}
@@ -235,7 +235,7 @@ func (t *pgTarget) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if _, err := t.admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+t.schema+" CASCADE"); err != nil {
-			errs = append(errs, fmt.Errorf("benchmark: postgres: drop schema: %w", err))
+			errs = append(errs, fmt.Errorf("bench: postgres: drop schema: %w", err))
 		}
 		errs = append(errs, t.admin.Close(ctx))
 	}

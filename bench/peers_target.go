@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"context"
@@ -98,7 +98,7 @@ func (p peerWorkloads) appendN(ctx context.Context, t Target, name string, write
 		return ws[i].append(ctx, t)
 	})
 	if err != nil {
-		return Result{}, fmt.Errorf("benchmark: %s on %s: %w", name, t.Name(), err)
+		return Result{}, fmt.Errorf("bench: %s on %s: %w", name, t.Name(), err)
 	}
 	return res, nil
 }
@@ -158,7 +158,7 @@ func (p peerWorkloads) readAll(ctx context.Context, t Target, n int) (Result, er
 		t0 := time.Now()
 		page, err := t.ReadPage(ctx, from, want)
 		if err != nil {
-			return Result{}, fmt.Errorf("benchmark: read-all on %s: %w", t.Name(), err)
+			return Result{}, fmt.Errorf("bench: read-all on %s: %w", t.Name(), err)
 		}
 		lat = append(lat, time.Since(t0))
 		res.Events += page.Events
@@ -186,7 +186,7 @@ func catchUp(ctx context.Context, t Target, n int) (Result, error) {
 	}
 	start := time.Now()
 	if err := t.CatchUp(ctx, n); err != nil {
-		return Result{}, fmt.Errorf("benchmark: catch-up on %s: %w", t.Name(), err)
+		return Result{}, fmt.Errorf("bench: catch-up on %s: %w", t.Name(), err)
 	}
 	el := time.Since(start)
 	return Result{Name: "catch-up", Writers: 1, Ops: 1, Events: n, Elapsed: el, P50: el, P99: el}, nil

@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"context"
@@ -82,7 +82,7 @@ func (s *Stub) Start() error {
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("benchmark: stub listen: %w", err)
+		return fmt.Errorf("bench: stub listen: %w", err)
 	}
 	s.lis = lis
 	s.started = true
@@ -124,7 +124,7 @@ func (s *Stub) Close() error {
 	s.srv.GracefulStop()
 	force.Stop()
 	if err := <-s.serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return fmt.Errorf("benchmark: stub serve: %w", err)
+		return fmt.Errorf("bench: stub serve: %w", err)
 	}
 	return nil
 }
@@ -135,12 +135,12 @@ func (s *Stub) Close() error {
 func Dial(connectionString string) (*esdb.Client, error) {
 	cfg, err := esdb.ParseConnectionString(connectionString)
 	if err != nil {
-		return nil, fmt.Errorf("benchmark: parse connection string: %w", err)
+		return nil, fmt.Errorf("bench: parse connection string: %w", err)
 	}
 	cfg.Logger = esdb.NoopLogging()
 	c, err := esdb.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("benchmark: new client: %w", err)
+		return nil, fmt.Errorf("bench: new client: %w", err)
 	}
 	return c, nil
 }

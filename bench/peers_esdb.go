@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"bufio"
@@ -68,10 +68,10 @@ func newESDBTarget(ctx context.Context, cfg esdbConfig) (_ *esdbTarget, err erro
 		}
 		n, err := esdbnode.New(esdbnode.Config{Addr: "127.0.0.1:0", DataDir: cfg.DataDir, Logger: cfg.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("benchmark: node: %w", err)
+			return nil, fmt.Errorf("bench: node: %w", err)
 		}
 		if err := n.Start(); err != nil {
-			return nil, fmt.Errorf("benchmark: start node: %w", err)
+			return nil, fmt.Errorf("bench: start node: %w", err)
 		}
 		t.node = n
 		url = n.ConnectionString()
@@ -102,10 +102,10 @@ func (t *esdbTarget) startChild(ctx context.Context, command []string) (string, 
 	cmd.Stderr = t.childErr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", fmt.Errorf("benchmark: node command: %w", err)
+		return "", fmt.Errorf("bench: node command: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("benchmark: node command: %w", err)
+		return "", fmt.Errorf("bench: node command: %w", err)
 	}
 	t.child = cmd
 	type ready struct {
@@ -125,12 +125,12 @@ func (t *esdbTarget) startChild(ctx context.Context, command []string) (string, 
 		var rd ready
 		if err := json.Unmarshal([]byte(line), &rd); err != nil || rd.ConnectionString == "" {
 			_ = t.stopChild()
-			return "", fmt.Errorf("benchmark: node command printed %q, not its ready line (stderr: %s)", strings.TrimSpace(line), t.childStderr())
+			return "", fmt.Errorf("bench: node command printed %q, not its ready line (stderr: %s)", strings.TrimSpace(line), t.childStderr())
 		}
 		return rd.ConnectionString, nil
 	case <-timer.C:
 		_ = t.stopChild()
-		return "", fmt.Errorf("benchmark: node command not ready after %v", childStartTimeout)
+		return "", fmt.Errorf("bench: node command not ready after %v", childStartTimeout)
 	case <-ctx.Done():
 		_ = t.stopChild()
 		return "", ctx.Err()
@@ -156,7 +156,7 @@ func (t *esdbTarget) stopChild() error {
 			t.waitErr = err
 		case <-timer.C:
 			_ = t.child.Process.Kill()
-			t.waitErr = fmt.Errorf("benchmark: node child did not stop on SIGTERM: %w", <-done)
+			t.waitErr = fmt.Errorf("bench: node child did not stop on SIGTERM: %w", <-done)
 		}
 	})
 	return t.waitErr
@@ -258,16 +258,16 @@ func readRSS(path string) (int64, error) {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			f := strings.Fields(rest)
 			if len(f) != 2 || f[1] != "kB" {
-				return 0, fmt.Errorf("benchmark: unexpected VmRSS line %q", line)
+				return 0, fmt.Errorf("bench: unexpected VmRSS line %q", line)
 			}
 			kb, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("benchmark: VmRSS: %w", err)
+				return 0, fmt.Errorf("bench: VmRSS: %w", err)
 			}
 			return kb * 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("benchmark: no VmRSS in %s", path)
+	return 0, fmt.Errorf("bench: no VmRSS in %s", path)
 }
 
 func (t *esdbTarget) Close() error {

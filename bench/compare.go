@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"cmp"
@@ -115,10 +115,10 @@ func Compare(ctx context.Context, opts Options) (rows []Row, err error) {
 		}
 		node, err := esdbnode.New(esdbnode.Config{Addr: "127.0.0.1:0", DataDir: opts.DataDir, Logger: opts.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("benchmark: node: %w", err)
+			return nil, fmt.Errorf("bench: node: %w", err)
 		}
 		if err := node.Start(); err != nil {
-			return nil, fmt.Errorf("benchmark: start node: %w", err)
+			return nil, fmt.Errorf("bench: start node: %w", err)
 		}
 		defer func() { err = errors.Join(err, node.Close()) }()
 		nodeURL = node.ConnectionString()
@@ -138,7 +138,7 @@ func Compare(ctx context.Context, opts Options) (rows []Row, err error) {
 		defer c.Close()
 		targets[i].c = c
 		if err := WarmUp(ctx, c); err != nil {
-			return nil, fmt.Errorf("benchmark: %s: %w", targets[i].name, err)
+			return nil, fmt.Errorf("bench: %s: %w", targets[i].name, err)
 		}
 	}
 
@@ -172,7 +172,7 @@ func Compare(ctx context.Context, opts Options) (rows []Row, err error) {
 			for j, t := range targets {
 				res, err := w.run(ctx, t)
 				if err != nil {
-					return nil, fmt.Errorf("benchmark: %s on %s: %w", w.name, t.name, err)
+					return nil, fmt.Errorf("bench: %s on %s: %w", w.name, t.name, err)
 				}
 				t.written += res.Events
 				if opts.OnResult != nil {

@@ -1,6 +1,10 @@
-// Package benchmark measures the Streams service of an EventStoreDB-compatible
-// node through the official client (github.com/EventStore/EventStore-Client-Go/v4/esdb)
-// and puts each figure next to the protocol ceiling.
+// Package bench holds the project's cross-system benchmarks: it measures the
+// Streams service of an EventStoreDB-compatible node through the official
+// client (github.com/EventStore/EventStore-Client-Go/v4/esdb), puts each
+// figure next to the protocol ceiling and next to peer stores, and runs the
+// application's order flow on the node. It lives outside the node because it
+// drives the application (aggregate, eventstore, projections); the node's own
+// micro-benchmarks stay in the node's packages (eventlog, psub).
 //
 // Contract:
 //
@@ -45,10 +49,12 @@
 //     subscriber from the start; each at every store size (preloaded
 //     untimed), Rounds times interleaved across targets, the median round
 //     reported with its ratio to the best target, plus the node's resident
-//     memory at each size. A peer that cannot start is reported "not run";
-//     the order flow with projections is reported "not run" until a
-//     projection runner exists to drive.
+//     memory at each size. A peer that cannot start is reported "not run".
+//     At the first size the suite also runs the order flow (OrderFlow):
+//     concurrent clients place and pay orders through eventstore.Repository
+//     while projections.Runner applies them, and reports orders/s and how long
+//     the projections took to catch up.
 //
 // The Go benchmarks BenchmarkStreams/{node,stub}/{append-1,append-16,batch-100,read-all}
 // report events/s; `go test -run TestCompare -compare.full -v` prints the table.
-package benchmark
+package bench

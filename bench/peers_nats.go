@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"bufio"
@@ -70,7 +70,7 @@ type natsTarget struct {
 
 func newNATSTarget(ctx context.Context, binary, dir string) (_ *natsTarget, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("benchmark: nats: %w", err)
+		return nil, fmt.Errorf("bench: nats: %w", err)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -84,7 +84,7 @@ func newNATSTarget(ctx context.Context, binary, dir string) (_ *natsTarget, err 
 	// an older server refuses the option.
 	if out, err := exec.CommandContext(ctx, binary, "-t", "-c", t.conf).CombinedOutput(); err != nil {
 		if !strings.Contains(string(out), "sync_interval") {
-			return nil, fmt.Errorf("benchmark: nats: config: %s", strings.TrimSpace(string(out)))
+			return nil, fmt.Errorf("bench: nats: config: %s", strings.TrimSpace(string(out)))
 		}
 		t.synced = false
 	}
@@ -108,7 +108,7 @@ func newNATSTarget(ctx context.Context, binary, dir string) (_ *natsTarget, err 
 		Subjects: []string{natsSubjectPrefix + ">"},
 		Storage:  jetstream.FileStorage,
 	}); err != nil {
-		return nil, fmt.Errorf("benchmark: nats: create stream: %w", err)
+		return nil, fmt.Errorf("bench: nats: create stream: %w", err)
 	}
 	return t, nil
 }
@@ -123,10 +123,10 @@ func (t *natsTarget) launch(ctx context.Context, sync bool) error {
 	}
 	var err error
 	if t.nc, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", t.port)); err != nil {
-		return fmt.Errorf("benchmark: nats: %w", err)
+		return fmt.Errorf("bench: nats: %w", err)
 	}
 	if t.js, err = jetstream.New(t.nc, jetstream.WithPublishAsyncMaxPending(natsPreloadPending)); err != nil {
-		return fmt.Errorf("benchmark: nats: %w", err)
+		return fmt.Errorf("bench: nats: %w", err)
 	}
 	t.mu.Lock()
 	t.reader = nil
@@ -142,7 +142,7 @@ func writeNATSConfig(path, dir string, port int, sync bool) error {
 	}
 	b.WriteString("}\n")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("benchmark: nats: %w", err)
+		return fmt.Errorf("bench: nats: %w", err)
 	}
 	return nil
 }
@@ -151,7 +151,7 @@ func writeNATSConfig(path, dir string, port int, sync bool) error {
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("benchmark: free port: %w", err)
+		return 0, fmt.Errorf("bench: free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
@@ -165,10 +165,10 @@ func (t *natsTarget) start(ctx context.Context, binary, conf string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return fmt.Errorf("benchmark: nats: %w", err)
+		return fmt.Errorf("bench: nats: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("benchmark: nats: %w", err)
+		return fmt.Errorf("bench: nats: %w", err)
 	}
 	t.cmd = cmd
 	ready := make(chan struct{})
@@ -202,7 +202,7 @@ func (t *natsTarget) start(ctx context.Context, binary, conf string) error {
 	}
 	logMu.Lock()
 	defer logMu.Unlock()
-	return fmt.Errorf("benchmark: nats-server not ready after %v: %s", natsStartTimeout, strings.Join(log, "; "))
+	return fmt.Errorf("bench: nats-server not ready after %v: %s", natsStartTimeout, strings.Join(log, "; "))
 }
 
 func (t *natsTarget) Name() string { return "nats" }
@@ -382,11 +382,11 @@ func (t *natsTarget) Preload(ctx context.Context, n int) (err error) {
 func (t *natsTarget) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
 	s, err := t.js.Stream(ctx, natsStream)
 	if err != nil {
-		return nil, fmt.Errorf("benchmark: nats: %w", err)
+		return nil, fmt.Errorf("bench: nats: %w", err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("benchmark: nats: %w", err)
+		return nil, fmt.Errorf("bench: nats: %w", err)
 	}
 	return info, nil
 }
@@ -426,7 +426,7 @@ func (t *natsTarget) awaitStream(ctx context.Context, lastSeq uint64) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("benchmark: nats: stream not back after restart in %v: %w", natsRecoverTimeout, last)
+	return fmt.Errorf("bench: nats: stream not back after restart in %v: %w", natsRecoverTimeout, last)
 }
 
 func (t *natsTarget) publishPreload(ctx context.Context, n int) error {
@@ -442,7 +442,7 @@ func (t *natsTarget) publishPreload(ctx context.Context, n int) error {
 		e := Event{ID: uuid.New(), Type: eventType(rev), Data: orderPayload(nil, w.orderIDs[0], rev)}
 		f, err := t.js.PublishMsgAsync(natsMsg(w.streams[0], e))
 		if err != nil {
-			return fmt.Errorf("benchmark: nats preload: %w", err)
+			return fmt.Errorf("bench: nats preload: %w", err)
 		}
 		futures = append(futures, f)
 		// Wait for a window of acknowledgements at a time: flow control, and
@@ -452,7 +452,7 @@ func (t *natsTarget) publishPreload(ctx context.Context, n int) error {
 				select {
 				case <-f.Ok():
 				case err := <-f.Err():
-					return fmt.Errorf("benchmark: nats preload: %w", err)
+					return fmt.Errorf("bench: nats preload: %w", err)
 				case <-ctx.Done():
 					return ctx.Err()
 				}
@@ -485,11 +485,11 @@ func (t *natsTarget) stop() error {
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("benchmark: nats-server: %w", err)
+			return fmt.Errorf("bench: nats-server: %w", err)
 		}
 		return nil
 	case <-timer.C:
 		_ = cmd.Process.Kill()
-		return fmt.Errorf("benchmark: nats-server did not stop on SIGINT: %w", <-done)
+		return fmt.Errorf("bench: nats-server did not stop on SIGINT: %w", <-done)
 	}
 }

@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"context"
@@ -214,7 +214,7 @@ func RunSuite(ctx context.Context, opts SuiteOptions) (_ *Report, err error) {
 				opts.progress("size %d: preloading %s with %d events", size, t.Name(), missing)
 				start := time.Now()
 				if err := t.Preload(ctx, missing); err != nil {
-					return rep, fmt.Errorf("benchmark: preload %s: %w", t.Name(), err)
+					return rep, fmt.Errorf("bench: preload %s: %w", t.Name(), err)
 				}
 				rep.addPreload(t.Name(), size, missing, time.Since(start))
 				t.written += missing

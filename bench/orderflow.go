@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"context"
@@ -38,12 +38,12 @@ func OrderFlow(ctx context.Context, connString, dir string, d time.Duration) (Re
 	}
 	store, err := projections.Open(ctx, "sqlite://"+filepath.Join(dir, "readmodels.db"))
 	if err != nil {
-		return Result{}, 0, fmt.Errorf("benchmark: order flow: %w", err)
+		return Result{}, 0, fmt.Errorf("bench: order flow: %w", err)
 	}
 	defer store.Close()
 	runner, err := projections.NewRunner(store, subscribers.DialString(connString), projections.RunnerConfig{})
 	if err != nil {
-		return Result{}, 0, fmt.Errorf("benchmark: order flow: %w", err)
+		return Result{}, 0, fmt.Errorf("bench: order flow: %w", err)
 	}
 	rctx, stop := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
@@ -84,7 +84,7 @@ func OrderFlow(ctx context.Context, connString, dir string, d time.Duration) (Re
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return Result{}, 0, fmt.Errorf("benchmark: order flow: %w", err)
+		return Result{}, 0, fmt.Errorf("bench: order flow: %w", err)
 	}
 	res := Result{Name: "order-flow", Writers: orderFlowWriters, Elapsed: time.Since(start), Ops: int(orders.Load())}
 	res.Events = 2 * res.Ops
@@ -107,13 +107,13 @@ func OrderFlow(ctx context.Context, connString, dir string, d time.Duration) (Re
 			return res, time.Since(start) - res.Elapsed, nil
 		}
 		if time.Now().After(deadline) {
-			return Result{}, 0, fmt.Errorf("benchmark: order flow: projections applied %d of %d events after %v", got-applied0, res.Events, projectionsCatchUpTimeout)
+			return Result{}, 0, fmt.Errorf("bench: order flow: projections applied %d of %d events after %v", got-applied0, res.Events, projectionsCatchUpTimeout)
 		}
 		select {
 		case <-ctx.Done():
 			return Result{}, 0, ctx.Err()
 		case err := <-runDone:
-			return Result{}, 0, errors.Join(fmt.Errorf("benchmark: order flow: projections stopped"), err)
+			return Result{}, 0, errors.Join(fmt.Errorf("bench: order flow: projections stopped"), err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -143,7 +143,7 @@ func placeAndPay(ctx context.Context, repo *eventstore.Repository) error {
 func summariesApplied(ctx context.Context, store *projections.Store) (int64, error) {
 	cps, err := store.Checkpoints(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("benchmark: order flow: %w", err)
+		return 0, fmt.Errorf("bench: order flow: %w", err)
 	}
 	for _, c := range cps {
 		if c.Name == projections.OrderSummaries {

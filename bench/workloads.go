@@ -1,4 +1,4 @@
-package benchmark
+package bench
 
 import (
 	"context"
@@ -95,7 +95,7 @@ func WarmUp(ctx context.Context, c *esdb.Client) error {
 	_, err := c.AppendToStream(ctx, streamPrefix+"warmup", esdb.AppendToStreamOptions{},
 		esdb.EventData{EventType: typeOrderPlaced, ContentType: esdb.ContentTypeJson, Data: []byte("{}")})
 	if err != nil {
-		return fmt.Errorf("benchmark: warm up: %w", err)
+		return fmt.Errorf("bench: warm up: %w", err)
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ func (h Harness) appendWorkload(ctx context.Context, c *esdb.Client, name string
 		return ws[i].append(ctx, c)
 	})
 	if err != nil {
-		return Result{}, fmt.Errorf("benchmark: %s: %w", name, err)
+		return Result{}, fmt.Errorf("bench: %s: %w", name, err)
 	}
 	return res, nil
 }
@@ -294,7 +294,7 @@ func (h Harness) ReadAll(ctx context.Context, c *esdb.Client, n int) (Result, er
 		t0 := time.Now()
 		got, bytes, end, err := readPage(ctx, c, from, last, ask)
 		if err != nil {
-			return Result{}, fmt.Errorf("benchmark: read-all: %w", err)
+			return Result{}, fmt.Errorf("bench: read-all: %w", err)
 		}
 		lat = append(lat, time.Since(t0))
 		res.Events += got
