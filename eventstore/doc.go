@@ -25,10 +25,28 @@
 // succeeds. Errors returned by decide (the aggregate's sentinels) are returned unchanged, so
 // errors.Is works on them.
 //
+// # Retries
+//
+// Repository.ExecuteCommand runs a Command: an order id, a command name and the arguments that
+// decide its events. Its events get ids derived from the command (Command.EventID, UUIDv5),
+// not fresh ones, so running the same command again is safe: when the loaded stream holds the
+// command's first event already, nothing is decided or appended and the Result says
+// AlreadyRecorded; when an identical run appends between the load and the append, the node's
+// idempotency (the same event ids after the same expected revision: success, nothing written)
+// does the same. Execute gives events fresh ids and is not safe to retry after
+// ErrOutcomeUnknown.
+//
+// An append that fails before its request is complete (connection refused, client closed,
+// stream not opened, a message not sent) fails with ErrNotAppended (and ErrUnavailable): the
+// node cannot have written it. An append sent in full whose answer is lost (connection cut,
+// EOF or reset; the time ran out) fails with ErrOutcomeUnknown: the events may be in the
+// stream. Every other error of Execute and ExecuteCommand means nothing was appended.
+//
 // # Errors
 //
 // The client's errors are translated once, in this package: callers see ErrOrderNotFound,
-// ErrUnavailable, ErrStreamDeleted, ErrConcurrency (wrapping a *WrongExpectedVersionError),
-// ErrMalformedEvent or ErrEventStore, never a client error type. The client's message is kept
+// ErrUnavailable, ErrNotAppended, ErrOutcomeUnknown, ErrStreamDeleted, ErrConcurrency
+// (wrapping a *WrongExpectedVersionError), ErrMalformedEvent or ErrEventStore, never a client
+// error type. The client's message is kept
 // in the text of the error.
 package eventstore

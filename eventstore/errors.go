@@ -39,6 +39,16 @@ var (
 	ErrInvalidConfig = errors.New("eventstore: invalid configuration")
 	// ErrEventStore: any other error reported by the node or the client.
 	ErrEventStore = errors.New("eventstore: event store error")
+	// ErrNotAppended: an append failed before its request was complete (connection refused,
+	// connection closed, the stream could not be opened or a message could not be sent), so
+	// the node cannot have written it: nothing was appended. Returned together with
+	// ErrUnavailable (errors.Is holds for both).
+	ErrNotAppended = errors.New("eventstore: not appended")
+	// ErrOutcomeUnknown: an append's request was sent in full but no answer came (the
+	// connection broke, or the time ran out, while waiting for the reply). The node may or may
+	// not have written the events; reading the stream, or retrying the same command (see
+	// Command), tells which.
+	ErrOutcomeUnknown = errors.New("eventstore: outcome unknown: the append was sent but no answer came")
 )
 
 // Revisions with a special meaning in WrongExpectedVersionError.
@@ -109,6 +119,61 @@ func translate(ctx context.Context, op string, err error) error {
 		sentinel = ErrEventStore
 	}
 	return fmt.Errorf("%w: %s: %v", sentinel, op, err)
+}
+
+// translateAppend is translate for the error of one AppendToStream, telling "nothing was
+// sent" from "sent, no answer". It relies on how the official client (v4) builds the error:
+//
+//   - before the request is complete (no connection: discovery failed or the client is
+//     closed; the gRPC stream could not be opened; a message could not be sent), the node
+//     cannot have written anything. The client then returns its *esdb.Error either wrapped
+//     by fmt.Errorf ("could not construct append operation", "could not send append
+//     request...") or directly with code ConnectionClosed, or with the discovery error
+//     (which wraps the last gRPC error instead of being one).
+//   - after the request was sent in full (CloseAndRecv), it returns the *esdb.Error
+//     directly, around the gRPC status of the call. A status with trailers or a code the
+//     node itself answers with (wrong expected version, stream deleted, invalid argument,
+//     ...) is a decision: nothing was appended. Unavailable (the connection broke: EOF,
+//     reset), DeadlineExceeded, Canceled and the client's Unknown around a non-status error
+//     mean the reply was lost: the outcome is unknown.
+//
+// This is the only place that looks at that structure.
+func translateAppend(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	esErr, direct := err.(*esdb.Error)
+	if !direct {
+		// Wrapped by the client: the request was never complete.
+		return fmt.Errorf("%w: %w: %s: %v", ErrNotAppended, ErrUnavailable, op, clientText(ctx, err))
+	}
+	if esErr.Code() == esdb.ErrorCodeConnectionClosed {
+		return fmt.Errorf("%w: %w: %s: %v", ErrNotAppended, ErrUnavailable, op, clientText(ctx, err))
+	}
+	st, isStatus := esErr.Err().(interface{ GRPCStatus() *status.Status })
+	if !isStatus {
+		// The discovery error wraps the last gRPC error: there was no connection to send on.
+		if esErr.Code() == esdb.ErrorUnavailable || esErr.Code() == esdb.ErrorCodeDeadlineExceeded {
+			return fmt.Errorf("%w: %w: %s: %v", ErrNotAppended, ErrUnavailable, op, clientText(ctx, err))
+		}
+		// The node's own answers without a status (wrong expected version, stream deleted
+		// from the trailers) are decisions.
+		return translate(ctx, op, err)
+	}
+	switch st.GRPCStatus().Code() {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return fmt.Errorf("%w: %s: %v", ErrOutcomeUnknown, op, clientText(ctx, err))
+	}
+	return translate(ctx, op, err)
+}
+
+// clientText is the client's error as text, with the caller's context error when that is
+// what ended the call (the client reports it as an unknown or a deadline error).
+func clientText(ctx context.Context, err error) string {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr.Error() + " (" + err.Error() + ")"
+	}
+	return err.Error()
 }
 
 // clientCode finds the client's *esdb.Error in err. esdb.FromError is not used for this: it

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -113,27 +114,91 @@ type Result struct {
 	Revision int64
 	// Position is the commit position of the last appended event; 0 if nothing was appended.
 	Position uint64
-	// Appended is the number of events appended; 0 when the decision recorded no change.
+	// Appended is the number of events appended; 0 when the decision recorded no change or
+	// the command was already recorded.
 	Appended int
+	// AlreadyRecorded: the command's events were found in the stream (an earlier run of the
+	// same command, whose answer may have been lost, recorded them), so nothing was appended.
+	// Only ExecuteCommand sets it.
+	AlreadyRecorded bool
 	// Attempts is the number of load-decide-append cycles it took, from 1.
 	Attempts int
+}
+
+// Command is the identity of one command on one order: its name and the arguments that
+// decide the events it records (not the time it runs at). Two runs of the same Command are
+// the same command: the events they append get the same ids (see EventID), so a retry
+// appends nothing, whether the first run's answer arrived or not.
+type Command struct {
+	OrderID string
+	Name    string   // "place", "pay", "ship", "cancel", ...
+	Args    []string // canonical arguments, in a fixed order
+}
+
+// commandNamespace is the UUIDv5 namespace of command event ids (itself the UUIDv5 of the
+// project's URL in the URL namespace).
+var commandNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/orderstore/orders/command-event-ids"))
+
+// EventID is the id of the i-th event (from 0) the command appends: a UUIDv5 (SHA-1, RFC
+// 9562) of the order id, the name, the arguments and i, each length-prefixed so that no two
+// different commands share an encoding.
+func (c Command) EventID(i int) uuid.UUID {
+	var b []byte
+	field := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	field(c.OrderID)
+	field(c.Name)
+	b = binary.AppendUvarint(b, uint64(len(c.Args)))
+	for _, a := range c.Args {
+		field(a)
+	}
+	b = binary.AppendUvarint(b, uint64(i))
+	return uuid.NewSHA1(commandNamespace, b)
 }
 
 // Execute loads the order (a new, empty order when its stream does not exist), calls decide
 // on it, and appends the changes decide recorded with the loaded revision as the expected
 // revision. On a concurrent append it starts over, up to MaxAttempts times in all, then fails
 // with ErrConcurrency. decide must be safe to call several times; its error is returned as is
-// and nothing is appended. md is stored with every appended event.
+// and nothing is appended. md is stored with every appended event. The events get ids from
+// RepositoryConfig.NewID: a retry after ErrOutcomeUnknown may append them twice; commands
+// that must be safe to retry use ExecuteCommand.
+//
+// Every error but ErrOutcomeUnknown means that nothing was appended.
 func (r *Repository) Execute(ctx context.Context, orderID string, md Metadata, decide func(*aggregate.Order) error) (Result, error) {
+	return r.execute(ctx, orderID, nil, md, decide)
+}
+
+// ExecuteCommand is Execute for the command c, made safe to retry: the events get the ids
+// c.EventID(0), c.EventID(1), ... When the loaded stream already holds c's first event, the
+// command was recorded by an earlier run: ExecuteCommand decides nothing, appends nothing and
+// returns a Result with AlreadyRecorded. Otherwise, when an identical run appends between the
+// load and the append, the node's own idempotency (the same event ids after the same
+// expected revision) turns the append into a success that writes nothing. A run with other
+// arguments has other ids and meets the aggregate's rules (ErrOrderExists, ErrAlreadyPaid,
+// ...) as any command does.
+//
+// Every error but ErrOutcomeUnknown means that nothing was appended by this call. After
+// ErrOutcomeUnknown, running the same command again tells what happened.
+func (r *Repository) ExecuteCommand(ctx context.Context, c Command, md Metadata, decide func(*aggregate.Order) error) (Result, error) {
+	return r.execute(ctx, c.OrderID, &c, md, decide)
+}
+
+func (r *Repository) execute(ctx context.Context, orderID string, c *Command, md Metadata, decide func(*aggregate.Order) error) (Result, error) {
 	stream := StreamName(orderID)
 	var conflict *WrongExpectedVersionError
 	for attempt := 1; attempt <= r.cfg.MaxAttempts; attempt++ {
-		o, _, err := r.load(ctx, orderID)
+		o, h, err := r.load(ctx, orderID)
 		if err != nil {
 			return Result{}, err
 		}
 		if conflict != nil {
 			conflict.Actual = o.Version()
+		}
+		if c != nil && h.contains(c.EventID(0)) {
+			return Result{Order: o, Revision: o.Version(), AlreadyRecorded: true, Attempts: attempt}, nil
 		}
 		if err := decide(o); err != nil {
 			return Result{}, err
@@ -144,7 +209,11 @@ func (r *Repository) Execute(ctx context.Context, orderID string, md Metadata, d
 		}
 		events := make([]esdb.EventData, len(changes))
 		for i, e := range changes {
-			if events[i], err = Encode(r.cfg.NewID(), e, md); err != nil {
+			id := r.cfg.NewID()
+			if c != nil {
+				id = c.EventID(i)
+			}
+			if events[i], err = Encode(id, e, md); err != nil {
 				return Result{}, err
 			}
 		}
@@ -152,7 +221,7 @@ func (r *Repository) Execute(ctx context.Context, orderID string, md Metadata, d
 			ExpectedRevision: expectedRevision(o.Version()),
 		}, events...)
 		if err != nil {
-			err = translate(ctx, "append to "+stream, err)
+			err = translateAppend(ctx, "append to "+stream, err)
 			if errors.Is(err, ErrWrongExpectedVersion) {
 				conflict = &WrongExpectedVersionError{Stream: stream, Expected: o.Version(), Actual: RevisionUnknown}
 				continue
@@ -169,6 +238,16 @@ func (r *Repository) Execute(ctx context.Context, orderID string, md Metadata, d
 		}, nil
 	}
 	return Result{}, fmt.Errorf("%w: %s: gave up after %d attempts: %w", ErrConcurrency, stream, r.cfg.MaxAttempts, conflict)
+}
+
+// contains reports whether an event of h has the given id.
+func (h History) contains(id uuid.UUID) bool {
+	for _, rec := range h {
+		if rec.EventID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // expectedRevision is the one place where the aggregate's version becomes the append's

@@ -57,19 +57,31 @@ func (f *fixture) place(t *testing.T) string {
 // rawTypes reads a stream through the client, bypassing the repository.
 func (f *fixture) rawTypes(t *testing.T, stream string) []string {
 	t.Helper()
-	rs, err := f.client.ReadStream(t.Context(), stream, esdb.ReadStreamOptions{}, 1000)
+	types, err := streamTypes(t.Context(), f.client, stream)
 	require.NoError(t, err)
+	return types
+}
+
+// streamTypes lists the event types of a stream (nil if it does not exist). It does not
+// fail the test, so it can run outside the test's goroutine.
+func streamTypes(ctx context.Context, client *esdb.Client, stream string) ([]string, error) {
+	rs, err := client.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, 1000)
+	if err != nil {
+		return nil, err
+	}
 	defer rs.Close()
 	var types []string
 	for {
 		ev, err := rs.Recv()
 		if errors.Is(err, io.EOF) {
-			return types
+			return types, nil
 		}
 		if esErr, ok := esdb.FromError(err); !ok && esErr.IsErrorCode(esdb.ErrorCodeResourceNotFound) {
-			return nil
+			return nil, nil
 		}
-		require.NoError(t, err)
+		if err != nil {
+			return nil, err
+		}
 		types = append(types, ev.Event.EventType)
 	}
 }
