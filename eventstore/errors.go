@@ -48,7 +48,7 @@ var (
 	// connection broke, or the time ran out, while waiting for the reply). The node may or may
 	// not have written the events; reading the stream, or retrying the same command (see
 	// Command), tells which.
-	ErrOutcomeUnknown = errors.New("eventstore: outcome unknown: the append was sent but no answer came")
+	ErrOutcomeUnknown = errors.New("eventstore: outcome unknown")
 )
 
 // Revisions with a special meaning in WrongExpectedVersionError.

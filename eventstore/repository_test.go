@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
+	"github.com/orderstore/orders/eventstore/eventstoretest"
 )
 
 // fixture is a real node, a client of the official library connected through Connect, and a
@@ -57,33 +57,9 @@ func (f *fixture) place(t *testing.T) string {
 // rawTypes reads a stream through the client, bypassing the repository.
 func (f *fixture) rawTypes(t *testing.T, stream string) []string {
 	t.Helper()
-	types, err := streamTypes(t.Context(), f.client, stream)
+	types, err := eventstoretest.StreamTypes(t.Context(), f.client, stream)
 	require.NoError(t, err)
 	return types
-}
-
-// streamTypes lists the event types of a stream (nil if it does not exist). It does not
-// fail the test, so it can run outside the test's goroutine.
-func streamTypes(ctx context.Context, client *esdb.Client, stream string) ([]string, error) {
-	rs, err := client.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, 1000)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var types []string
-	for {
-		ev, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return types, nil
-		}
-		if esErr, ok := esdb.FromError(err); !ok && esErr.IsErrorCode(esdb.ErrorCodeResourceNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		types = append(types, ev.Event.EventType)
-	}
 }
 
 func count(types []string, typ string) int {

@@ -59,7 +59,7 @@ func newProxied(t *testing.T) *proxied {
 
 // types lists the event types of the order's stream as the node holds them.
 func (p *proxied) types(ctx context.Context, id string) []string {
-	types, err := streamTypes(ctx, p.direct, eventstore.StreamName(id))
+	types, err := eventstoretest.StreamTypes(ctx, p.direct, eventstore.StreamName(id))
 	if err != nil {
 		return []string{"error: " + err.Error()}
 	}

@@ -16,6 +16,9 @@ const (
 	exitOK      = 0
 	exitFailure = 1 // the command could not be carried out
 	exitUsage   = 2 // usage error or malformed input
+	// exitOutcomeUnknown: an append was sent but its answer was lost; it may or may not be
+	// recorded. Running the same command again is safe and tells.
+	exitOutcomeUnknown = 3
 )
 
 // usageError marks a usage error or malformed input: exit status 2.
@@ -63,6 +66,9 @@ func exitCode(err error) int {
 	}
 	if _, ok := errors.AsType[*usageError](err); ok {
 		return exitUsage
+	}
+	if errors.Is(err, eventstore.ErrOutcomeUnknown) {
+		return exitOutcomeUnknown
 	}
 	for _, target := range malformedInput {
 		if errors.Is(err, target) {

@@ -243,8 +243,9 @@ func TestConcurrentPayProcesses(t *testing.T) {
 		wantOK   int
 		wantFail string // stderr phrase of the others
 	}{
-		{"fresh references", func(int) []string { return nil }, 1, "already paid"},
+		{"different references", func(i int) []string { return []string{"--payment-ref", fmt.Sprint("ref-", i)} }, 1, "already paid"},
 		{"same reference", func(int) []string { return []string{"--payment-ref", "shared"} }, payers, ""},
+		{"default reference", func(int) []string { return nil }, payers, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

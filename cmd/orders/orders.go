@@ -87,23 +87,31 @@ func (a *app) withRepository(ctx context.Context, f func(context.Context, *event
 	return err
 }
 
-// execute runs one command on the order with the given id and reports the outcome.
-func (a *app) execute(ctx context.Context, id string, decide func(*aggregate.Order) error) (eventstore.Result, error) {
+// execute runs the command c and reports the outcome. The events get ids derived from c, so
+// running the same command again appends nothing (see eventstore.Command). retry is the
+// command line that runs it again, for the message when the outcome is unknown.
+func (a *app) execute(ctx context.Context, c eventstore.Command, retry string, decide func(*aggregate.Order) error) (eventstore.Result, error) {
 	var res eventstore.Result
 	err := a.withRepository(ctx, func(ctx context.Context, repo *eventstore.Repository) error {
 		md := eventstore.CommandMetadata(a.newID().String(), source)
 		var err error
-		res, err = repo.Execute(ctx, id, md, decide)
+		res, err = repo.ExecuteCommand(ctx, c, md, decide)
 		return err
 	})
+	if errors.Is(err, eventstore.ErrOutcomeUnknown) {
+		return res, &outcomeUnknownError{addr: eventstore.Address(a.esdbURL), id: c.OrderID, retry: retry, err: err}
+	}
+	if _, unreachable := errors.AsType[*unreachableError](err); unreachable {
+		return res, fmt.Errorf("%w; nothing appended", err)
+	}
 	return res, err
 }
 
 func (a *app) placeCmd() *cobra.Command {
-	var customer, currency string
+	var customer, currency, orderID string
 	var items []string
 	cmd := &cobra.Command{
-		Use:   "place --customer EMAIL --item SKU:QTY:UNIT_MINOR [--item ...] [--currency EUR]",
+		Use:   "place --customer EMAIL --item SKU:QTY:UNIT_MINOR [--item ...] [--currency EUR] [--id UUID]",
 		Short: "Place a new order and print its id",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -120,17 +128,28 @@ func (a *app) placeCmd() *cobra.Command {
 			}
 			place := aggregate.PlaceOrder{Customer: customer, Lines: lines, Currency: currency}
 			id, now := a.newID().String(), a.now()
+			if cmd.Flags().Changed("id") {
+				var err error
+				if id, err = parseOrderID(orderID); err != nil {
+					return err
+				}
+			}
 			// The aggregate's own validation, on a fresh order, before touching the store: bad
 			// input is reported as such even when the node is down.
 			if err := aggregate.New(id).Place(place, now); err != nil {
 				return err
 			}
-			res, err := a.execute(cmd.Context(), id, func(o *aggregate.Order) error { return o.Place(place, now) })
+			res, err := a.execute(cmd.Context(), placeCommand(id, place), placeRetry(id, place),
+				func(o *aggregate.Order) error { return o.Place(place, now) })
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(commandJSON(res, id))
+			}
+			if res.AlreadyRecorded {
+				// stdout keeps the id alone, for scripts; the note goes to stderr.
+				fmt.Fprintf(a.stderr, "orders: order %s was already placed by this command: already recorded, nothing appended\n", id)
 			}
 			_, err = fmt.Fprintln(a.stdout, id)
 			return err
@@ -140,6 +159,7 @@ func (a *app) placeCmd() *cobra.Command {
 	f.StringVar(&customer, "customer", "", "customer e-mail address (required)")
 	f.StringArrayVar(&items, "item", nil, "order line SKU:QTY:UNIT_MINOR (repeatable; unit price in minor units)")
 	f.StringVar(&currency, "currency", "EUR", "ISO 4217 currency code")
+	f.StringVar(&orderID, "id", "", "the order's id, a UUID (default: a fresh one); placing again with the same id and arguments appends nothing")
 	return cmd
 }
 
@@ -163,10 +183,14 @@ func (a *app) payCmd() *cobra.Command {
 				return usageErrorf("--payment-ref must not be empty")
 			}
 			if ref == "" {
-				ref = "pay-" + a.newID().String()
+				ref = defaultPaymentRef(id)
 			}
 			now := a.now()
-			res, err := a.execute(cmd.Context(), id, func(o *aggregate.Order) error {
+			retry := "orders pay " + id + " --payment-ref " + shellQuote(ref)
+			if amountGiven {
+				retry += " --amount " + strconv.FormatInt(amount, 10)
+			}
+			res, err := a.execute(cmd.Context(), payCommand(id, ref, amount), retry, func(o *aggregate.Order) error {
 				amt := amount
 				if !amountGiven {
 					amt = o.Total()
@@ -180,7 +204,7 @@ func (a *app) payCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&ref, "payment-ref", "", "payment reference (default: a fresh one); paying again with the same reference is a no-op")
+	f.StringVar(&ref, "payment-ref", "", "payment reference (default: pay-ID); paying again with the same reference is a no-op")
 	f.Int64Var(&amount, "amount", 0, "amount in minor units (default: the order's total)")
 	return cmd
 }
@@ -196,7 +220,7 @@ func (a *app) shipCmd() *cobra.Command {
 				return err
 			}
 			now := a.now()
-			res, err := a.execute(cmd.Context(), id, func(o *aggregate.Order) error { return o.Ship(now) })
+			res, err := a.execute(cmd.Context(), shipCommand(id), "orders ship "+id, func(o *aggregate.Order) error { return o.Ship(now) })
 			if err != nil {
 				return err
 			}
@@ -217,7 +241,11 @@ func (a *app) cancelCmd() *cobra.Command {
 				return err
 			}
 			now := a.now()
-			res, err := a.execute(cmd.Context(), id, func(o *aggregate.Order) error { return o.Cancel(reason, now) })
+			retry := "orders cancel " + id
+			if reason != "" {
+				retry += " --reason " + shellQuote(reason)
+			}
+			res, err := a.execute(cmd.Context(), cancelCommand(id, reason), retry, func(o *aggregate.Order) error { return o.Cancel(reason, now) })
 			if err != nil {
 				return err
 			}
@@ -238,6 +266,8 @@ type commandOutput struct {
 	Total      int64  `json:"total"`
 	Currency   string `json:"currency"`
 	PaymentRef string `json:"paymentRef,omitempty"`
+	// AlreadyRecorded: the same command had been recorded before; nothing was appended.
+	AlreadyRecorded bool `json:"alreadyRecorded"`
 }
 
 func commandJSON(res eventstore.Result, id string) commandOutput {
@@ -251,6 +281,8 @@ func commandJSON(res eventstore.Result, id string) commandOutput {
 		Total:      o.Total(),
 		Currency:   o.Currency(),
 		PaymentRef: o.PaymentRef(),
+
+		AlreadyRecorded: res.AlreadyRecorded,
 	}
 }
 
@@ -262,9 +294,12 @@ func (a *app) reportCommand(res eventstore.Result, id, done, detail string) erro
 		detail = " " + detail
 	}
 	var err error
-	if res.Appended == 0 {
+	switch {
+	case res.AlreadyRecorded:
+		_, err = fmt.Fprintf(a.stdout, "order %s already %s%s by this command: already recorded, nothing appended (revision %d)\n", id, done, detail, res.Revision)
+	case res.Appended == 0:
 		_, err = fmt.Fprintf(a.stdout, "order %s already %s%s; nothing appended (revision %d)\n", id, done, detail, res.Revision)
-	} else {
+	default:
 		_, err = fmt.Fprintf(a.stdout, "order %s %s%s (revision %d)\n", id, done, detail, res.Revision)
 	}
 	return err
