@@ -126,16 +126,20 @@ func (s *Store) Customers(ctx context.Context, customer string) ([]CustomerTotal
 		q += " WHERE customer = ?"
 		args = append(args, customer)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(q+" ORDER BY customer, currency"), args...)
+	return s.customerRows(ctx, "customers", q+" ORDER BY customer, currency", args...)
+}
+
+func (s *Store) customerRows(ctx context.Context, what, q string, args ...any) ([]CustomerTotals, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(q), args...)
 	if err != nil {
-		return nil, fmt.Errorf("projections: customers: %w", err)
+		return nil, fmt.Errorf("projections: %s: %w", what, err)
 	}
 	defer rows.Close()
 	out := []CustomerTotals{}
 	for rows.Next() {
 		var c CustomerTotals
 		if err := rows.Scan(&c.Customer, &c.Currency, &c.Orders, &c.PaidOrders, &c.ShippedOrders, &c.CancelledOrders, &c.OrderedAmount, &c.PaidAmount); err != nil {
-			return nil, fmt.Errorf("projections: customers: %w", err)
+			return nil, fmt.Errorf("projections: %s: %w", what, err)
 		}
 		out = append(out, c)
 	}
@@ -154,15 +158,31 @@ type Revenue struct {
 // DailyRevenue returns daily_revenue rows with from <= day <= to ("" = unbounded), ordered
 // by day and currency.
 func (s *Store) DailyRevenue(ctx context.Context, from, to string) ([]Revenue, error) {
+	return s.Revenue(ctx, RevenueFilter{From: from, To: to})
+}
+
+// RevenueFilter selects daily_revenue rows. Zero fields select everything; From and To are
+// inclusive UTC days, YYYY-MM-DD.
+type RevenueFilter struct {
+	From, To string
+	Currency string
+}
+
+// Revenue returns the daily_revenue rows f selects, ordered by day and currency.
+func (s *Store) Revenue(ctx context.Context, f RevenueFilter) ([]Revenue, error) {
 	q := "SELECT day, currency, payments, amount FROM daily_revenue WHERE 1 = 1"
 	var args []any
-	if from != "" {
+	if f.From != "" {
 		q += " AND day >= ?"
-		args = append(args, from)
+		args = append(args, f.From)
 	}
-	if to != "" {
+	if f.To != "" {
 		q += " AND day <= ?"
-		args = append(args, to)
+		args = append(args, f.To)
+	}
+	if f.Currency != "" {
+		q += " AND currency = ?"
+		args = append(args, f.Currency)
 	}
 	rows, err := s.r.QueryContext(ctx, s.q(q+" ORDER BY day, currency"), args...)
 	if err != nil {
@@ -178,6 +198,19 @@ func (s *Store) DailyRevenue(ctx context.Context, from, to string) ([]Revenue, e
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// TopCustomers returns at most limit customer_orders rows (limit <= 0: all), the largest
+// payments received first: by paid amount, then number of orders, both descending, then by
+// customer and currency. Amounts in different currencies are compared as numbers of minor
+// units; callers that show several currencies say so.
+func (s *Store) TopCustomers(ctx context.Context, limit int) ([]CustomerTotals, error) {
+	q := "SELECT customer, currency, orders, paid_orders, shipped_orders, cancelled_orders, ordered_amount, paid_amount FROM customer_orders" +
+		" ORDER BY paid_amount DESC, orders DESC, customer, currency"
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	return s.customerRows(ctx, "top customers", q)
 }
 
 // Checkpoint is the recorded progress of one projection: its projection_positions row.
