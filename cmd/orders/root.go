@@ -93,6 +93,8 @@ func (a *app) rootCmd() *cobra.Command {
 		a.nodeCmd(),
 		a.subscriptionsCmd(),
 		a.listCmd(),
+		a.customersCmd(),
+		a.revenueCmd(),
 		a.projectionsCmd(),
 		a.benchCmd(),
 	)
