@@ -278,15 +278,17 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 		return nil, err
 	}
 	src := &statusSource{runner: runner, sender: sender, group: notify.DefaultGroup, dial: dial}
-	status, err := statusweb.New(src, statusweb.Options{StallAfter: opts.stallAfter, Logger: logger})
+	figures := storeFigures{store: store}
+	status, err := statusweb.New(src, statusweb.Options{StallAfter: opts.stallAfter, Logger: logger, Figures: figures, Money: formatAmount})
 	if err != nil {
 		_ = store.Close()
 		return nil, err
 	}
 	opts.latency.m.Store(status.Metrics())
 	mux := http.NewServeMux()
-	mux.Handle("/status", runner.Handler()) // the projections' own JSON
-	mux.Handle("/", status)                 // status page, /status.json, /healthz, /metrics
+	// /status: the projections' own JSON, with the figures.
+	mux.Handle("/status", withFigures(runner.Handler(), figures))
+	mux.Handle("/", status) // status page, /status.json, /healthz, /metrics
 	web, err := listenHTTP(opts.httpAddr, mux, logger)
 	if err != nil {
 		_ = store.Close()

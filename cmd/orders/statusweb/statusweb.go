@@ -8,7 +8,10 @@
 //	                  time since its last event, counters and state; it
 //	                  refreshes itself (a little JavaScript; a <noscript>
 //	                  meta refresh without it)
-//	GET /status.json  the same as JSON, with "healthy"
+//	GET /status.json  the same as JSON, with "healthy"; with Options.Figures
+//	                  also "topCustomers" and "revenue" (by UTC day), which the
+//	                  page shows as tables and an inline SVG bar chart per
+//	                  currency
 //	GET /healthz      200 {"status":"ok"} or 503 {"status":"unhealthy","reasons":[...]}
 //	GET /metrics      Prometheus text format
 //	GET /static/...   the page's CSS and JavaScript (embedded)
@@ -103,6 +106,12 @@ type Options struct {
 	Refresh time.Duration
 	// Logger receives Source errors (nil: discard).
 	Logger *slog.Logger
+	// Figures, if set, gives the top customers and the revenue by day that the
+	// page (with a chart) and /status.json show.
+	Figures Figures
+	// Money formats an amount in minor units of a currency for the page (nil:
+	// the integer and the currency code).
+	Money func(minor int64, currency string) string
 }
 
 // DefaultStallAfter is Options.StallAfter's default.
@@ -147,6 +156,9 @@ func New(src Source, opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Money == nil {
+		opts.Money = defaultMoney
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -313,6 +325,7 @@ func (s *Server) evaluate(sub SubscriberStatus, now time.Time) Status {
 
 type statusPage struct {
 	Report
+	Figures    figuresView
 	Refresh    int // seconds
 	RefreshMs  int64
 	StallAfter time.Duration
@@ -320,8 +333,9 @@ type statusPage struct {
 
 func (s *Server) serveStatusPage(w http.ResponseWriter, r *http.Request) {
 	rep := s.Check(r.Context())
+	_, fig := s.readFigures(r.Context())
 	var buf bytes.Buffer
-	if err := s.page.Execute(&buf, statusPage{Report: rep, Refresh: max(1, int(s.opts.Refresh/time.Second)), RefreshMs: s.opts.Refresh.Milliseconds(), StallAfter: s.opts.StallAfter}); err != nil {
+	if err := s.page.Execute(&buf, statusPage{Report: rep, Figures: fig, Refresh: max(1, int(s.opts.Refresh/time.Second)), RefreshMs: s.opts.Refresh.Milliseconds(), StallAfter: s.opts.StallAfter}); err != nil {
 		s.opts.Logger.Error("statusweb: render", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -355,6 +369,10 @@ type jsonReport struct {
 	CheckedAt   time.Time    `json:"checkedAt"`
 	Reasons     []string     `json:"reasons"`
 	Subscribers []jsonStatus `json:"subscribers"`
+	// With Options.Figures: the read models' figures, or why they are missing.
+	TopCustomers []CustomerFigures `json:"topCustomers,omitzero"`
+	Revenue      []DayRevenue      `json:"revenue,omitzero"`
+	FiguresError string            `json:"figuresError,omitempty"`
 }
 
 func toJSON(rep Report) jsonReport {
@@ -387,7 +405,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (s *Server) serveStatusJSON(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, toJSON(s.Check(r.Context())))
+	out := toJSON(s.Check(r.Context()))
+	rm, v := s.readFigures(r.Context())
+	if v.Enabled {
+		out.TopCustomers, out.Revenue, out.FiguresError = rm.TopCustomers, rm.Revenue, v.Error
+		if out.TopCustomers == nil {
+			out.TopCustomers = []CustomerFigures{}
+		}
+		if out.Revenue == nil {
+			out.Revenue = []DayRevenue{}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // healthBody is the body of /healthz.
