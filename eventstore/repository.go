@@ -115,7 +115,10 @@ type Result struct {
 	// Position is the commit position of the last appended event; 0 if nothing was appended.
 	Position uint64
 	// Appended is the number of events appended; 0 when the decision recorded no change or
-	// the command was already recorded.
+	// the command was already recorded. When an identical ExecuteCommand appended the same
+	// events after the same revision a moment earlier, the node answers this append as if it
+	// had written them (its idempotent success looks like a write to the client), so two
+	// racing identical runs may both report them; the stream holds them once.
 	Appended int
 	// AlreadyRecorded: the command's events were found in the stream (an earlier run of the
 	// same command, whose answer may have been lost, recorded them), so nothing was appended.
