@@ -15,6 +15,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
+	"github.com/orderstore/orders/eventstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -133,14 +134,9 @@ func (s *Stub) Close() error {
 // client's own console logging switched off so that it does not interleave
 // with benchmark output.
 func Dial(connectionString string) (*esdb.Client, error) {
-	cfg, err := esdb.ParseConnectionString(connectionString)
+	c, err := eventstore.Connect(connectionString)
 	if err != nil {
-		return nil, fmt.Errorf("bench: parse connection string: %w", err)
-	}
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("bench: new client: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	return c, nil
 }

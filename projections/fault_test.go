@@ -1,7 +1,6 @@
 package projections_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 
 	"github.com/orderstore/orders/eventstore/esdbnode"
 	"github.com/orderstore/orders/projections"
@@ -90,34 +91,14 @@ func runChild() int {
 // child is a running projection process.
 type child struct {
 	cmd *exec.Cmd
-	out *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		s.b.Reset()
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out *esdbnodetest.Buffer
 }
 
 func startChild(t *testing.T, dbURL, esdbURL string, seed uint64) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PROJ_CHILD=1", "PROJ_DB="+dbURL, "PROJ_ESDB="+esdbURL, "PROJ_FAULT_SEED="+strconv.FormatUint(seed, 10))
-	out := &syncBuf{}
+	out := &esdbnodetest.Buffer{Limit: 1 << 20}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start child: %v", err)

@@ -3,9 +3,9 @@ package projections_test
 import (
 	"errors"
 	mrand "math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -241,32 +241,6 @@ func testContract(t *testing.T, be backend) {
 			t.Errorf("Order(unknown) = %v, want ErrNotFound", err)
 		}
 	})
-
-	t.Run("sent-log", func(t *testing.T) {
-		ctx := t.Context()
-		l := openStore(t, be.newURL(t)).SentLog()
-		id := uuid.New()
-		if sent, err := l.WasSent(ctx, id); err != nil || sent {
-			t.Fatalf("WasSent before record = %v, %v", sent, err)
-		}
-		at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-		if err := l.RecordSent(ctx, id, "<a@x>", at); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.RecordSent(ctx, id, "<b@x>", at.Add(time.Hour)); err != nil {
-			t.Fatalf("RecordSent again: %v", err)
-		}
-		if sent, err := l.WasSent(ctx, id); err != nil || !sent {
-			t.Fatalf("WasSent after record = %v, %v", sent, err)
-		}
-		m, err := l.Sent(ctx, id)
-		if err != nil || m.MessageID != "<a@x>" || !m.SentAt.Equal(at) {
-			t.Errorf("Sent = %+v, %v; want the first record", m, err)
-		}
-		if _, err := l.Sent(ctx, uuid.New()); !errors.Is(err, projections.ErrNotFound) {
-			t.Errorf("Sent(unknown) = %v, want ErrNotFound", err)
-		}
-	})
 }
 
 func list0(t *testing.T, s *projections.Store) projections.OrderSummary {
@@ -299,13 +273,22 @@ func TestOpen(t *testing.T) {
 	t.Run("sqlite URL and reopen keeps data", func(t *testing.T) {
 		path := t.TempDir() + "/rm.db"
 		s := openStore(t, "sqlite://"+path)
-		if err := s.SentLog().RecordSent(t.Context(), uuid.Nil, "m", time.Now()); err != nil {
+		w := genWorkload(t, mrand.New(mrand.NewPCG(seed(t), 1)), 3)
+		name := projections.Names()[0]
+		if err := s.Apply(t.Context(), name, w.events); err != nil {
+			t.Fatal(err)
+		}
+		before, err := s.Checkpoints(t.Context())
+		if err != nil {
 			t.Fatal(err)
 		}
 		_ = s.Close()
-		s2 := openStore(t, path)
-		if ok, err := s2.SentLog().WasSent(t.Context(), uuid.Nil); err != nil || !ok {
-			t.Errorf("after reopen WasSent = %v, %v", ok, err)
+		after, err := openStore(t, path).Checkpoints(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(after, before) {
+			t.Errorf("after reopen checkpoints = %+v, want %+v", after, before)
 		}
 	})
 	t.Run("postgres: concurrent opens migrate once", func(t *testing.T) {

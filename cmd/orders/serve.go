@@ -272,7 +272,13 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 	senderCfg := notify.Config{Logger: logger, Now: a.now, Wrap: func(h subscribers.Handler) subscribers.Handler {
 		return opts.latency.wrapOne(notify.DefaultGroup, h)
 	}}
-	sender, err := notify.New(dial, store.SentLog(), transport, senderCfg)
+	w, r := store.DB()
+	sent, err := notify.OpenSentLog(ctx, w, r)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	sender, err := notify.New(dial, sent, transport, senderCfg)
 	if err != nil {
 		_ = store.Close()
 		return nil, err

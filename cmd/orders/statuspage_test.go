@@ -19,7 +19,7 @@ import (
 
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
-	"github.com/orderstore/orders/eventstore/esdbnode/webui/browsertest"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest/browsertest"
 	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers/notify"
 )

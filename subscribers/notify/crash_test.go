@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,17 +10,17 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
-	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers"
 	"github.com/orderstore/orders/subscribers/notify"
 )
@@ -32,7 +31,7 @@ const (
 	envChild   = "NOTIFY_CHILD"
 	envESDB    = "NOTIFY_ESDB"
 	envSMTP    = "NOTIFY_SMTP"
-	envSentLog = "NOTIFY_SENTLOG"   // read-model database URL
+	envSentLog = "NOTIFY_SENTLOG"   // sent-log database: SQLite file or PostgreSQL URL
 	envPay     = "NOTIFY_PAY"       // order id to pay (total in NOTIFY_PAY_TOTAL) before sending
 	envPayTot  = "NOTIFY_PAY_TOTAL" // its total
 )
@@ -55,12 +54,15 @@ func childMain() int {
 		return 1
 	}
 	conn := os.Getenv(envESDB)
-	store, err := projections.Open(ctx, os.Getenv(envSentLog))
+	db, err := sqlDB(os.Getenv(envSentLog))
 	if err != nil {
 		return fail(err)
 	}
-	defer store.Close()
-	sent := store.SentLog()
+	defer db.Close()
+	sent, err := notify.OpenSentLog(ctx, db, db)
+	if err != nil {
+		return fail(err)
+	}
 	tr, err := notify.NewSMTPTransport(notify.SMTPConfig{URL: os.Getenv(envSMTP), Timeout: 5 * time.Second})
 	if err != nil {
 		return fail(err)
@@ -104,24 +106,7 @@ type child struct {
 	lines   chan string
 	running chan struct{} // closed when the child printed "running"
 	done    chan struct{}
-	stderr  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	stderr  *esdbnodetest.Buffer
 }
 
 func (e *testEnv) startChild(t *testing.T, extraEnv ...string) *child {
@@ -136,7 +121,7 @@ func (e *testEnv) startChild(t *testing.T, extraEnv ...string) *child {
 	cmd.Env = append(cmd.Env, extraEnv...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	c := &child{cmd: cmd, lines: make(chan string, 16), running: make(chan struct{}), done: make(chan struct{}), stderr: &syncBuffer{}}
+	c := &child{cmd: cmd, lines: make(chan string, 16), running: make(chan struct{}), done: make(chan struct{}), stderr: &esdbnodetest.Buffer{}}
 	cmd.Stderr = c.stderr
 	require.NoError(t, cmd.Start())
 	go func() {

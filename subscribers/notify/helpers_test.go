@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"database/sql"
 	"io"
@@ -21,8 +20,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
-	"github.com/orderstore/orders/projections"
-	"github.com/orderstore/orders/projections/pgtest"
+	"github.com/orderstore/orders/internal/testutil/pgtest"
+	"github.com/orderstore/orders/subscribers/notify"
 )
 
 // received is one message as the test SMTP server got it.
@@ -286,31 +285,42 @@ var (
 // newPostgresSchema is a fresh schema of the test PostgreSQL, dropped at cleanup.
 func newPostgresSchema(t testing.TB) string { return pgtest.Schema(t) }
 
-// openStore opens the read-model store (the production sent-log's home), closed at cleanup.
-func openStore(t testing.TB, url string) *projections.Store {
-	t.Helper()
-	s, err := projections.Open(context.WithoutCancel(t.Context()), url)
-	if err != nil {
-		t.Fatalf("open store %s: %v", url, err)
+// sqlDB opens the database at url: a PostgreSQL URL, else a SQLite file (WAL, with a busy
+// timeout, since a child process may write it at the same time).
+func sqlDB(url string) (*sql.DB, error) {
+	if strings.HasPrefix(url, "postgres") {
+		return sql.Open("pgx", url)
 	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return sql.Open("sqlite", "file:"+url+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+}
+
+// openDB opens the database at url (see sqlDB), closed at cleanup.
+func openDB(t testing.TB, url string) *sql.DB {
+	t.Helper()
+	db, err := sqlDB(url)
+	if err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// openSentLog opens the sent-log in the database at url.
+func openSentLog(t testing.TB, url string) *notify.SQLSentLog {
+	t.Helper()
+	db := openDB(t, url)
+	l, err := notify.OpenSentLog(t.Context(), db, db)
+	if err != nil {
+		t.Fatalf("open sent-log %s: %v", url, err)
+	}
+	return l
 }
 
 // sentCount counts the sent-log's records, straight from its table.
 func sentCount(t testing.TB, url string) int {
 	t.Helper()
-	driver, dsn := "sqlite", "file:"+url+"?_pragma=busy_timeout(10000)"
-	if strings.HasPrefix(url, "postgres") {
-		driver, dsn = "pgx", url
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var n int
-	if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM sent_messages`).Scan(&n); err != nil {
+	if err := openDB(t, url).QueryRowContext(t.Context(), `SELECT count(*) FROM sent_messages`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

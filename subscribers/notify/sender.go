@@ -18,8 +18,8 @@ import (
 	"github.com/orderstore/orders/subscribers"
 )
 
-// SentLog remembers which events already had their e-mail sent. The read-model store
-// provides the real one; it must be durable before RecordSent returns.
+// SentLog remembers which events already had their e-mail sent. SQLSentLog is the real one;
+// it must be durable before RecordSent returns.
 type SentLog interface {
 	// WasSent reports whether RecordSent was called for eventID.
 	WasSent(ctx context.Context, eventID uuid.UUID) (bool, error)

@@ -18,7 +18,6 @@ import (
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/eventstore/esdbnode"
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
-	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers"
 	"github.com/orderstore/orders/subscribers/notify"
 )
@@ -54,7 +53,7 @@ func newEnvWith(t *testing.T, b backend) *testEnv {
 	repo, err := eventstore.NewRepository(client, eventstore.RepositoryConfig{})
 	require.NoError(t, err)
 	url := b.newURL(t)
-	return &testEnv{node: node, client: client, repo: repo, smtp: startSMTP(t), sentURL: url, sent: openStore(t, url).SentLog()}
+	return &testEnv{node: node, client: client, repo: repo, smtp: startSMTP(t), sentURL: url, sent: openSentLog(t, url)}
 }
 
 func (e *testEnv) sentCount(t testing.TB) int { return sentCount(t, e.sentURL) }
@@ -127,7 +126,7 @@ func (e *testEnv) runSender(t *testing.T, tr notify.Transport, cfg notify.Config
 		require.NoError(t, err)
 	}
 	// Each sender has its own store, as if in its own process.
-	return e.runSenderWith(t, openStore(t, e.sentURL).SentLog(), tr, cfg)
+	return e.runSenderWith(t, openSentLog(t, e.sentURL), tr, cfg)
 }
 
 // runSenderWith is runSender with a given sent-log.
@@ -451,7 +450,7 @@ func TestNewValidates(t *testing.T) {
 	dial := subscribers.DialString("esdb://127.0.0.1:1?tls=false")
 	tr, err := notify.NewFileTransport(t.TempDir())
 	require.NoError(t, err)
-	sent := openStore(t, filepath.Join(t.TempDir(), "s.db")).SentLog()
+	sent := openSentLog(t, filepath.Join(t.TempDir(), "s.db"))
 	tests := []struct {
 		name string
 		f    func() error
@@ -507,29 +506,4 @@ func TestRecordFailureDoesNotResend(t *testing.T) {
 	st := s.Stats()
 	assert.Equal(t, uint64(1), st.Sent)
 	assert.Equal(t, uint64(3), st.Failed)
-}
-
-// TestRebuildSendsNothing: rebuilding every projection (from position zero, in the store that
-// also holds the sent-log) while the sender runs sends no mail and leaves the sent-log alone.
-func TestRebuildSendsNothing(t *testing.T) {
-	e := newEnv(t)
-	const n = 3
-	for i := range n {
-		o := e.place(t, fmt.Sprintf("c%d@example.com", i))
-		e.pay(t, o)
-	}
-	s, stop := e.runSender(t, nil, notify.Config{})
-	e.smtp.WaitFor(t, waitLong, "the mails", atLeast(n))
-	e.waitIdle(t, notify.DefaultGroup)
-
-	store := openStore(t, e.sentURL)
-	res, err := store.Rebuild(t.Context(), e.client, projections.Names(), nil)
-	require.NoError(t, err)
-	t.Logf("rebuild: %+v", res)
-	e.waitIdle(t, notify.DefaultGroup)
-	stop()
-	assert.Len(t, e.smtp.Messages(), n)
-	assert.Equal(t, n, e.sentCount(t))
-	assert.Equal(t, uint64(n), s.Stats().Sent)
-	assert.Zero(t, s.Stats().AlreadySent, "the sender's group saw nothing again")
 }

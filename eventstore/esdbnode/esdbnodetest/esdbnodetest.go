@@ -1,10 +1,20 @@
 // Package esdbnodetest runs an embedded EventStoreDB node for tests, the way
 // httptest runs an HTTP server: Start gives a node on a free loopback port
 // with a fresh data directory, closed when the test ends; Client gives the
-// official client connected to it.
+// official client connected to it, Dial one connected to any connection
+// string.
+//
+// It is also the home of the test helpers that the node's own tests share with
+// the application's: the node may import nothing outside eventstore/esdbnode
+// (TestNodeImportsNoApplicationPackage), so what both sides need lives here
+// (Buffer, and the browser helpers in package browsertest below), and the
+// application's other cross-package helpers live in internal/testutil.
 package esdbnodetest
 
 import (
+	"bytes"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -35,15 +45,61 @@ func Start(tb testing.TB) *esdbnode.Server {
 // (before srv, since cleanups run last-registered first). Its logging is off.
 func Client(tb testing.TB, srv *esdbnode.Server) *esdb.Client {
 	tb.Helper()
-	cfg, err := esdb.ParseConnectionString(srv.ConnectionString())
+	return Dial(tb, srv.ConnectionString())
+}
+
+// Dial returns the official client for connString (its logging off), closed
+// at cleanup. It is the tests' one dialer; the application's is
+// eventstore.Connect, which the node's tests may not import.
+func Dial(tb testing.TB, connString string) *esdb.Client {
+	tb.Helper()
+	client, err := NewClient(connString)
 	if err != nil {
-		tb.Fatalf("esdbnodetest: parse connection string: %v", err)
+		tb.Fatalf("esdbnodetest: %v", err)
+	}
+	tb.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// NewClient is Dial without a test: the caller closes the client (a crash
+// test's child process, a client closed before the test ends).
+func NewClient(connString string) (*esdb.Client, error) {
+	cfg, err := esdb.ParseConnectionString(connString)
+	if err != nil {
+		return nil, fmt.Errorf("parse connection string %q: %w", connString, err)
 	}
 	cfg.Logger = esdb.NoopLogging() // the client logs every discovery at debug level
 	client, err := esdb.NewClient(cfg)
 	if err != nil {
-		tb.Fatalf("esdbnodetest: new client: %v", err)
+		return nil, fmt.Errorf("new client for %q: %w", connString, err)
 	}
-	tb.Cleanup(func() { _ = client.Close() })
-	return client
+	return client, nil
+}
+
+// Buffer is a bytes.Buffer safe for concurrent use: a child process's stderr
+// or a logger's output, written by one goroutine while the test reads it.
+type Buffer struct {
+	// Limit, when positive, bounds the memory of a chatty writer: a write that
+	// finds Limit bytes or more held empties the buffer first.
+	Limit int
+
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.Limit > 0 && b.b.Len() >= b.Limit {
+		b.b.Reset()
+	}
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -129,16 +130,7 @@ func startStub(tb testing.TB) (*psStub, *esdb.Client) {
 		}
 	})
 
-	cfg, err := esdb.ParseConnectionString("esdb://" + lis.Addr().String() + "?tls=false")
-	if err != nil {
-		tb.Fatalf("stub connection string: %v", err)
-	}
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
-	if err != nil {
-		tb.Fatalf("stub client: %v", err)
-	}
-	tb.Cleanup(func() { _ = c.Close() }) // registered last: runs before the server stops
+	c := esdbnodetest.Dial(tb, "esdb://"+lis.Addr().String()+"?tls=false") // its cleanup runs before the server stops
 	return s, c
 }
 
