@@ -103,7 +103,7 @@ func TestConsumerHandlesEveryEventOnce(t *testing.T) {
 
 			// The group was created with the consumer's defaults.
 			info := groupInfo(t, client, tt.group)
-			if got, want := info.Settings.MaxRetryCount, subscribers.DefaultSettings(tt.group.Stream, 3).MaxRetryCount; got != want {
+			if got, want := info.Settings.MaxRetryCount, int32(subscribers.DefaultSettings(tt.group.Stream, 3).MaxRetryCount); got != want {
 				t.Errorf("created group MaxRetryCount = %d, want %d", got, want)
 			}
 
@@ -479,7 +479,7 @@ func TestConsumerRejoinsAfterServerSideDrop(t *testing.T) {
 		{
 			name: "group updated",
 			drop: func(ctx context.Context, client *esdb.Client, g subscribers.Group) error {
-				settings := subscribers.DefaultSettings(g.Stream, 3)
+				settings := subscribers.ClientSettings(subscribers.DefaultSettings(g.Stream, 3))
 				settings.MessageTimeout = 20_000
 				return client.UpdatePersistentSubscription(ctx, g.Stream, g.Name,
 					esdb.PersistentStreamSubscriptionOptions{Settings: &settings, StartFrom: esdb.Start{}})
@@ -526,7 +526,7 @@ func TestConsumerStops(t *testing.T) {
 		g := subscribers.Group{Name: "stop", Stream: "order-s"}
 		ids := appendN(t, client, g.Stream, "Test", 3)
 		// The group's own goroutines run in the node, in this process: create it first.
-		settings := subscribers.DefaultSettings(g.Stream, 3)
+		settings := subscribers.ClientSettings(subscribers.DefaultSettings(g.Stream, 3))
 		if err := client.CreatePersistentSubscription(t.Context(), g.Stream, g.Name,
 			esdb.PersistentStreamSubscriptionOptions{Settings: &settings, StartFrom: esdb.Start{}}); err != nil {
 			t.Fatal(err)

@@ -138,8 +138,8 @@ func (c Config) withDefaults() Config {
 func (c Config) SubscriptionGroup() subscribers.Group {
 	c = c.withDefaults()
 	settings := subscribers.DefaultSettings("", c.MaxAttempts)
-	settings.MessageTimeout = int32(c.MessageTimeout / time.Millisecond)
-	settings.ConsumerStrategyName = esdb.ConsumerStrategyRoundRobin
+	settings.MessageTimeout = c.MessageTimeout
+	settings.Strategy = subscribers.RoundRobin
 	return subscribers.Group{
 		Name:           c.Group,
 		StreamPrefixes: []string{eventstore.StreamPrefix},
