@@ -174,8 +174,9 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// exponential is base·2^(attempt-1), capped at limit.
-func exponential(attempt int, base, limit time.Duration) time.Duration {
+// Exponential is base·2^(attempt-1) (attempt from 1), capped at limit: the shape of every
+// backoff and reconnect delay of the consumers.
+func Exponential(attempt int, base, limit time.Duration) time.Duration {
 	d := base
 	for i := 1; i < attempt && d < limit; i++ {
 		d *= 2
@@ -186,13 +187,13 @@ func exponential(attempt int, base, limit time.Duration) time.Duration {
 // DefaultBackoff is 100ms·2^(attempt-1) capped at 5 s, minus up to 20% of jitter so that
 // events failing together do not retry in lockstep.
 func DefaultBackoff(attempt int) time.Duration {
-	d := exponential(attempt, 100*time.Millisecond, 5*time.Second)
+	d := Exponential(attempt, 100*time.Millisecond, 5*time.Second)
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
 // DefaultReconnect is 100ms·2^(attempt-1) capped at 5 s.
 func DefaultReconnect(attempt int) time.Duration {
-	return exponential(attempt, 100*time.Millisecond, 5*time.Second)
+	return Exponential(attempt, 100*time.Millisecond, 5*time.Second)
 }
 
 // Dial makes a fresh *esdb.Client; the loop calls it for each connection and closes the

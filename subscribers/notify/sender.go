@@ -41,11 +41,7 @@ const (
 // waits about seven minutes in all before it is parked, so an SMTP outage of a few minutes
 // parks nothing.
 func DefaultBackoff(attempt int) time.Duration {
-	d := 500 * time.Millisecond
-	for i := 1; i < attempt && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Second)
+	return subscribers.Exponential(attempt, 500*time.Millisecond, 30*time.Second)
 }
 
 // Config configures a Sender. Zero fields take their defaults.

@@ -507,3 +507,13 @@ func TestRecordFailureDoesNotResend(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Sent)
 	assert.Equal(t, uint64(3), st.Failed)
 }
+
+func TestDefaultBackoff(t *testing.T) {
+	for attempt, want := range map[int]time.Duration{
+		1: 500 * time.Millisecond, 2: time.Second, 6: 16 * time.Second, 7: 30 * time.Second, 100: 30 * time.Second,
+	} {
+		if got := notify.DefaultBackoff(attempt); got != want {
+			t.Errorf("DefaultBackoff(%d) = %v, want %v", attempt, got, want)
+		}
+	}
+}
