@@ -302,6 +302,10 @@ func TestKilledAtRandomUnderLoad(t *testing.T) {
 	assert.Len(t, byOrder, n, "no mail for anything else")
 	assert.Equal(t, n, e.sentCount(t))
 	t.Logf("%d paid orders, %d kills, %d e-mails, %d duplicates", n, kills, len(msgs), duplicates)
+	// A sender handles one event at a time and records it right after the send, so a kill
+	// can catch at most one message sent but not recorded: at most one duplicate per kill
+	// (the last sender stops gracefully and causes none).
+	assert.LessOrEqual(t, duplicates, kills, "more duplicates than kills")
 	fmt.Printf("notify: kill test saw %d duplicate e-mail(s) for %d paid orders over %d kills\n", duplicates, n, kills)
 }
 
