@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -516,4 +517,35 @@ func TestDefaultBackoff(t *testing.T) {
 			t.Errorf("DefaultBackoff(%d) = %v, want %v", attempt, got, want)
 		}
 	}
+}
+
+// TestEveryEventTypeHasADecision: the sender decides for every event type of the aggregate
+// whether it causes a notice; a new type fails here until it is given one.
+func TestEveryEventTypeHasADecision(t *testing.T) {
+	for _, typ := range aggregate.EventTypes() {
+		if _, _, known := notify.Decision(typ); !known {
+			t.Errorf("event type %s: the sender neither notifies it nor lists it as causing no notice", typ)
+		}
+	}
+}
+
+// TestUnknownEventTypeIsCountedAndLoggedOnce: an event of a type the sender does not know is
+// skipped (nil, so it is acked), counted by type in Stats.Unknown, and logged once per type.
+func TestUnknownEventTypeIsCountedAndLoggedOnce(t *testing.T) {
+	var logs esdbnodetest.Buffer
+	tr, err := notify.NewTransport("", t.TempDir())
+	require.NoError(t, err)
+	s, err := notify.New(subscribers.DialString("esdb://127.0.0.1:1?tls=false"), openSentLog(t, filepath.Join(t.TempDir(), "s.db")), tr,
+		notify.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	ev := func(typ string) subscribers.Event {
+		return subscribers.Event{ID: uuid.New(), Stream: eventstore.StreamName(uuid.NewString()), Type: typ, Data: []byte(`{}`)}
+	}
+	for _, typ := range []string{"OrderRefunded", "OrderRefunded", "OrderReturned", aggregate.TypeOrderPlaced} {
+		require.NoError(t, s.Handle(t.Context(), ev(typ)))
+	}
+	assert.Equal(t, map[string]uint64{"OrderRefunded": 2, "OrderReturned": 1}, s.Stats().Unknown)
+	assert.Equal(t, 1, strings.Count(logs.String(), "type=OrderRefunded"), "logged once: %s", logs.String())
+	assert.Equal(t, 1, strings.Count(logs.String(), "type=OrderReturned"), "logged once: %s", logs.String())
+	assert.Zero(t, s.Stats().Failed)
 }
