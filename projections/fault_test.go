@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	mrand "math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 
-	"github.com/orderstore/orders/eventstore/esdbnode"
 	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers"
 )
@@ -111,38 +109,6 @@ func (c *child) kill() {
 	_ = c.cmd.Wait()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
-func startNodeAt(t *testing.T, addr, dir string) *esdbnode.Server {
-	t.Helper()
-	var srv *esdbnode.Server
-	var err error
-	// The port was just released by the previous node (or freeAddr); retry briefly if the
-	// kernel has not let go of it yet.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		srv, err = esdbnode.New(esdbnode.Config{Addr: addr, DataDir: dir})
-		if err == nil {
-			if err = srv.Start(); err == nil {
-				return srv
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("start node at %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond) // waiting for the port to be free: no event to wait on
-	}
-}
-
 // TestReplayFromZeroUnderFaults runs a random workload of concurrent commands while
 // projection processes are SIGKILLed and restarted at random, the node is restarted once,
 // and handlers fail at random before or after applying (forcing redelivery, reordering and
@@ -169,9 +135,9 @@ func testFaults(t *testing.T, be backend, restartNode bool) {
 	s0 := seed(t)
 	rng := mrand.New(mrand.NewPCG(s0, 3))
 	ctx := t.Context()
-	addr, dir := freeAddr(t), t.TempDir()
+	addr, dir := esdbnodetest.FreeAddr(t), t.TempDir()
 	var nodeMu sync.Mutex
-	srv := startNodeAt(t, addr, dir)
+	srv := esdbnodetest.StartAt(t, addr, dir)
 	t.Cleanup(func() {
 		nodeMu.Lock()
 		defer nodeMu.Unlock()
@@ -236,7 +202,7 @@ func testFaults(t *testing.T, be backend, restartNode bool) {
 		if err := srv.Close(); err != nil {
 			t.Errorf("close node: %v", err)
 		}
-		srv = startNodeAt(t, addr, dir)
+		srv = esdbnodetest.StartAt(t, addr, dir)
 		nodeMu.Unlock()
 		t.Logf("node restarted after %d commands", cmd.ops.Load())
 	}

@@ -399,8 +399,8 @@ func (g *gate) pass(ctx context.Context) {
 
 func TestConsumerReconnectsAfterNodeRestart(t *testing.T) {
 	t.Parallel()
-	addr, dir := freeAddr(t), t.TempDir()
-	srv := startNodeAt(t, addr, dir)
+	addr, dir := esdbnodetest.FreeAddr(t), t.TempDir()
+	srv := esdbnodetest.StartAt(t, addr, dir)
 	writer := newClient(t, srv.ConnectionString())
 	g := subscribers.Group{Name: "restart", StreamPrefixes: []string{"order-"}}
 	before := appendN(t, writer, "order-r1", "Test", 30)
@@ -426,7 +426,7 @@ func TestConsumerReconnectsAfterNodeRestart(t *testing.T) {
 	close(gt.release)
 	eventually(t, 10*time.Second, "consumer disconnected", func() bool { return !c.Stats().Connected })
 
-	srv = startNodeAt(t, addr, dir)
+	srv = esdbnodetest.StartAt(t, addr, dir)
 	writer = newClient(t, srv.ConnectionString()) // the old client may be wedged (client bug)
 	after := appendN(t, writer, "order-r2", "Test", 30)
 	all := append(slices.Clone(before), after...)
@@ -596,7 +596,7 @@ func TestConsumerStops(t *testing.T) {
 
 	t.Run("while reconnecting", func(t *testing.T) {
 		t.Parallel()
-		addr := freeAddr(t) // nothing listens there
+		addr := esdbnodetest.FreeAddr(t) // nothing listens there
 		c := mustNew(t, subscribers.DialString("esdb://"+addr+"?tls=false"),
 			fast(subscribers.Group{Name: "nobody"}), okHandler(newRecorder()))
 		stop := run(t, c)

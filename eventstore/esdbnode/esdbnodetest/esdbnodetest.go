@@ -13,9 +13,13 @@ package esdbnodetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 
@@ -26,19 +30,49 @@ import (
 // registers its Close with tb.Cleanup. It fails the test on error.
 func Start(tb testing.TB) *esdbnode.Server {
 	tb.Helper()
-	srv, err := esdbnode.New(esdbnode.Config{Addr: "127.0.0.1:0", DataDir: tb.TempDir()})
-	if err != nil {
-		tb.Fatalf("esdbnodetest: new node: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		tb.Fatalf("esdbnodetest: start node: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			tb.Errorf("esdbnodetest: close node: %v", err)
+	return StartAt(tb, "127.0.0.1:0", tb.TempDir())
+}
+
+// StartAt runs a node on addr with data directory dir (a restart: the same
+// address and data as a node closed or killed before), registering its Close
+// (idempotent) with tb.Cleanup. A port still held by the kernel after the
+// previous node went is retried for up to 10 s. It fails the test on error.
+func StartAt(tb testing.TB, addr, dir string) *esdbnode.Server {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		srv, err := esdbnode.New(esdbnode.Config{Addr: addr, DataDir: dir})
+		if err != nil {
+			tb.Fatalf("esdbnodetest: new node: %v", err)
 		}
-	})
-	return srv
+		err = srv.Start()
+		if err == nil {
+			tb.Cleanup(func() {
+				if err := srv.Close(); err != nil {
+					tb.Errorf("esdbnodetest: close node: %v", err)
+				}
+			})
+			return srv
+		}
+		_ = srv.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			tb.Fatalf("esdbnodetest: start node on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the kernel to free the port: no event to wait on
+	}
+}
+
+// FreeAddr returns a loopback address that was free a moment ago, for a node
+// that will be restarted on the same address (StartAt).
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("esdbnodetest: %v", err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }
 
 // Client returns the official client connected to srv, closed at cleanup
