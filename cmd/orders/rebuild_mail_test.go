@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderstore/orders/internal/testutil/smtptest"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstore/orders/projections"
@@ -33,7 +35,7 @@ func TestRebuildSendsNothing(t *testing.T) {
 	w, r := store.DB()
 	sent, err := notify.OpenSentLog(ctx, w, r)
 	require.NoError(t, err)
-	transport, err := notify.NewTransport(mailSrv.url(), "")
+	transport, err := notify.NewTransport(mailSrv.URL(), "")
 	require.NoError(t, err)
 	fast := func(int) time.Duration { return 50 * time.Millisecond }
 	// runSender runs a sender on group until the test ends and returns it.
@@ -57,15 +59,15 @@ func TestRebuildSendsNothing(t *testing.T) {
 		require.Equal(t, 1, paid.Appended)
 		return p.ID
 	}
-	mailsAtLeast := func(k int) func([]mailMsg, int) bool {
-		return func(msgs []mailMsg, _ int) bool { return len(msgs) >= k }
+	mailsAtLeast := func(k int) func([]smtptest.Message, int) bool {
+		return func(msgs []smtptest.Message, _ int) bool { return len(msgs) >= k }
 	}
 
 	for i := range n {
 		pay(i)
 	}
 	live := runSender(notify.DefaultGroup)
-	mailSrv.waitFor(t, wait, "the confirmations", mailsAtLeast(n))
+	mailSrv.WaitFor(t, wait, "the confirmations", mailsAtLeast(n))
 
 	var res struct{ Projections []string }
 	ok(t, &res, "--esdb", nd.url, "projections", "rebuild", "--all", "--db", db)
@@ -74,7 +76,7 @@ func TestRebuildSendsNothing(t *testing.T) {
 	// The live sender goes on past the rebuild: a later payment's mail arrives, and nothing
 	// before it was handled twice.
 	last := pay(n)
-	msgs := mailSrv.waitFor(t, wait, "the confirmation after the rebuild", func(msgs []mailMsg, _ int) bool {
+	msgs := mailSrv.WaitFor(t, wait, "the confirmation after the rebuild", func(msgs []smtptest.Message, _ int) bool {
 		return len(forOrder(msgs, last)) == 1
 	})
 	require.Len(t, msgs, n+1, "one confirmation per order")
@@ -93,5 +95,5 @@ func TestRebuildSendsNothing(t *testing.T) {
 	st := replay.Stats()
 	require.EqualValues(t, n+1, st.AlreadySent, "every payment found in the sent-log: %+v", st)
 	require.Zero(t, st.Sent, "nothing sent again: %+v", st)
-	require.Len(t, mailSrv.messages(), n+1, "no mail sent again")
+	require.Len(t, mailSrv.Messages(), n+1, "no mail sent again")
 }

@@ -2,7 +2,8 @@
 // application uses; it holds no code of its own, only this map:
 //
 //   - pgtest: a fresh PostgreSQL schema per test (the read models, the sent-log, serve);
-//   - runtest: a Run(ctx) error part (consumer, runner, sender) run until the test stops it.
+//   - runtest: a Run(ctx) error part (consumer, runner, sender) run until the test stops it;
+//   - smtptest: a real SMTP server on a loopback port, with faults switched at run time.
 //
 // The embedded node may import nothing outside eventstore/esdbnode (its tests included, see
 // TestNodeImportsNoApplicationPackage), so the helpers that the node's tests share with the

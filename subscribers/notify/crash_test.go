@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderstore/orders/internal/testutil/smtptest"
+
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 
 	"github.com/stretchr/testify/assert"
@@ -215,7 +217,7 @@ func TestCrashBeforeDispatch(t *testing.T) {
 	c := e.startChild(t, envPay+"="+o.ID, fmt.Sprintf("%s=%d", envPayTot, o.Total))
 	c.waitLine(t, "paid")
 	// The child is dispatching: its SMTP session is open and held.
-	e.smtp.WaitFor(t, waitLong, "the child's SMTP session", func(_ []received, sessions int) bool { return sessions >= 1 })
+	e.smtp.WaitFor(t, waitLong, "the child's SMTP session", func(_ []smtptest.Message, sessions int) bool { return sessions >= 1 })
 	c.kill(t)
 	e.smtp.Release()
 	require.Empty(t, e.smtp.Messages(), "nothing sent before the crash")
@@ -285,7 +287,7 @@ func TestKilledAtRandomUnderLoad(t *testing.T) {
 	c.stop(t)
 
 	msgs := e.smtp.Messages()
-	byOrder := map[string][]received{}
+	byOrder := map[string][]smtptest.Message{}
 	for _, m := range msgs {
 		byOrder[m.OrderID] = append(byOrder[m.OrderID], m)
 	}
@@ -332,6 +334,6 @@ func TestTwoProcessesShareTheGroup(t *testing.T) {
 	c2.stop(t)
 	msgs := e.smtp.Messages()
 	require.Len(t, msgs, n)
-	assert.Len(t, countBy(msgs, func(m received) string { return m.MessageID }), n)
+	assert.Len(t, countBy(msgs, func(m smtptest.Message) string { return m.MessageID }), n)
 	assert.Equal(t, n, e.sentCount(t))
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderstore/orders/internal/testutil/smtptest"
+
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -39,7 +41,7 @@ type testEnv struct {
 	node    *esdbnode.Server
 	client  *esdb.Client
 	repo    *eventstore.Repository
-	smtp    *smtpServer
+	smtp    *smtptest.Server
 	sentURL string         // the read-model database holding the sent-log
 	sent    notify.SentLog // the test's own handle on it
 }
@@ -54,7 +56,7 @@ func newEnvWith(t *testing.T, b backend) *testEnv {
 	repo, err := eventstore.NewRepository(client, eventstore.RepositoryConfig{})
 	require.NoError(t, err)
 	url := b.newURL(t)
-	return &testEnv{node: node, client: client, repo: repo, smtp: startSMTP(t), sentURL: url, sent: openSentLog(t, url)}
+	return &testEnv{node: node, client: client, repo: repo, smtp: smtptest.Start(t), sentURL: url, sent: openSentLog(t, url)}
 }
 
 func (e *testEnv) sentCount(t testing.TB) int { return sentCount(t, e.sentURL) }
@@ -173,7 +175,7 @@ func (e *testEnv) waitIdle(t testing.TB, group string) {
 	})
 }
 
-func countBy(msgs []received, key func(received) string) map[string]int {
+func countBy(msgs []smtptest.Message, key func(smtptest.Message) string) map[string]int {
 	out := map[string]int{}
 	for _, m := range msgs {
 		out[key(m)]++
@@ -181,8 +183,8 @@ func countBy(msgs []received, key func(received) string) map[string]int {
 	return out
 }
 
-func atLeast(n int) func([]received, int) bool {
-	return func(msgs []received, _ int) bool { return len(msgs) >= n }
+func atLeast(n int) func([]smtptest.Message, int) bool {
+	return func(msgs []smtptest.Message, _ int) bool { return len(msgs) >= n }
 }
 
 func TestSenderSendsOneMailPerEvent(t *testing.T) {
@@ -215,7 +217,7 @@ func senderSendsOneMailPerEvent(t *testing.T, e *testEnv) {
 	msgs = e.smtp.Messages()
 	require.Len(t, msgs, 7, "one payment confirmation per paid order, one shipping notice per shipped order")
 
-	byID := map[string]received{}
+	byID := map[string]smtptest.Message{}
 	for _, m := range msgs {
 		byID[m.MessageID] = m
 	}
@@ -248,11 +250,11 @@ func senderSendsOneMailPerEvent(t *testing.T, e *testEnv) {
 func TestSenderSMTPOutage(t *testing.T) {
 	tests := []struct {
 		name    string
-		outage  func(s *smtpServer)
-		restore func(t *testing.T, s *smtpServer)
+		outage  func(s *smtptest.Server)
+		restore func(t *testing.T, s *smtptest.Server)
 	}{
-		{"connection refused", func(s *smtpServer) { s.Stop() }, func(t *testing.T, s *smtpServer) { s.Restart(t) }},
-		{"421 at the greeting", func(s *smtpServer) { s.SetTempFail(true) }, func(_ *testing.T, s *smtpServer) { s.SetTempFail(false) }},
+		{"connection refused", func(s *smtptest.Server) { s.Stop() }, func(t *testing.T, s *smtptest.Server) { s.Restart(t) }},
+		{"421 at the greeting", func(s *smtptest.Server) { s.SetTempFail(true) }, func(_ *testing.T, s *smtptest.Server) { s.SetTempFail(false) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,7 +278,7 @@ func TestSenderSMTPOutage(t *testing.T) {
 			stop()
 			msgs := e.smtp.Messages()
 			require.Len(t, msgs, n, "none twice")
-			perOrder := countBy(msgs, func(m received) string { return m.OrderID })
+			perOrder := countBy(msgs, func(m smtptest.Message) string { return m.OrderID })
 			for _, o := range orders {
 				assert.Equal(t, 1, perOrder[o.ID], "order %s", o.ID)
 			}
@@ -322,7 +324,7 @@ func TestSenderParksPermanentFailureAndReplays(t *testing.T) {
 	stop()
 	msgs = e.smtp.Messages()
 	require.Len(t, msgs, 2)
-	perOrder := countBy(msgs, func(m received) string { return m.OrderID })
+	perOrder := countBy(msgs, func(m smtptest.Message) string { return m.OrderID })
 	assert.Equal(t, 1, perOrder[bad.ID])
 	assert.Equal(t, 1, perOrder[good.ID])
 	assert.Zero(t, e.info(t, notify.DefaultGroup).Stats.ParkedMessagesCount)
@@ -377,7 +379,7 @@ func recreatedGroupSendsNothingAgain(t *testing.T, e *testEnv) {
 	stop2()
 	msgs := e.smtp.Messages()
 	require.Len(t, msgs, n+1)
-	assert.Len(t, countBy(msgs, func(m received) string { return m.MessageID }), n+1)
+	assert.Len(t, countBy(msgs, func(m smtptest.Message) string { return m.MessageID }), n+1)
 	assert.Equal(t, uint64(1), s2.Stats().Sent)
 }
 
@@ -409,7 +411,7 @@ func twoSendersShareTheGroup(t *testing.T, e *testEnv) {
 	stop2()
 	msgs := e.smtp.Messages()
 	require.Len(t, msgs, n)
-	assert.Len(t, countBy(msgs, func(m received) string { return m.MessageID }), n)
+	assert.Len(t, countBy(msgs, func(m smtptest.Message) string { return m.MessageID }), n)
 	a, b := s1.Stats().Sent, s2.Stats().Sent
 	t.Logf("sender 1 sent %d, sender 2 sent %d", a, b)
 	assert.Equal(t, uint64(n), a+b)
