@@ -10,10 +10,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// SentLogTable creates the sent-log's table when it is missing. The read-model database's
+// sentLogTable creates the sent-log's table when it is missing. The read-model database's
 // first migration created the same table, so on a database serve has already used it is a
 // no-op.
-const SentLogTable = `CREATE TABLE IF NOT EXISTS sent_messages (
+const sentLogTable = `CREATE TABLE IF NOT EXISTS sent_messages (
 	event_id TEXT NOT NULL PRIMARY KEY,
 	message_id TEXT NOT NULL,
 	sent_at TEXT NOT NULL)`
@@ -38,7 +38,7 @@ func OpenSentLog(ctx context.Context, write, read *sql.DB) (*SQLSentLog, error) 
 	if write == nil || read == nil {
 		return nil, fmt.Errorf("%w: sent-log needs a write and a read pool", ErrInvalidConfig)
 	}
-	if _, err := write.ExecContext(ctx, SentLogTable); err != nil {
+	if _, err := write.ExecContext(ctx, sentLogTable); err != nil {
 		return nil, fmt.Errorf("%w: create table: %w", ErrSentLog, err)
 	}
 	return &SQLSentLog{w: write, r: read}, nil
