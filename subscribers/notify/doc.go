@@ -48,7 +48,7 @@
 //
 // SQLSentLog keeps the sent-log in the table sent_messages (event id, Message-ID, time sent)
 // of a SQLite or PostgreSQL database; serve shares the read-model database's pools with it
-// (OpenSentLog(ctx, store.DB())), and creates the table if the database lacks it. Rebuilds
+// (OpenSentLog with the two pools of projections.Store.DB), creating the table if it is missing. Rebuilds
 // of the read models never touch it.
 //
 // # Transports
