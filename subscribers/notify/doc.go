@@ -47,9 +47,9 @@
 // # Sent-log
 //
 // SQLSentLog keeps the sent-log in the table sent_messages (event id, Message-ID, time sent)
-// of a SQLite or PostgreSQL database; serve shares the read-model database's pools with it
-// (OpenSentLog with the two pools of projections.Store.DB), creating the table if it is missing. Rebuilds
-// of the read models never touch it.
+// of a SQLite or PostgreSQL database. serve opens it on the read-model database, with the two
+// pools of projections.Store.DB; OpenSentLog creates the table if it is missing. Rebuilds of
+// the read models never touch it.
 //
 // # Transports
 //
