@@ -15,7 +15,6 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 	"github.com/google/uuid"
-	"github.com/orderstore/orders/eventstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -128,17 +127,6 @@ func (s *Stub) Close() error {
 		return fmt.Errorf("bench: stub serve: %w", err)
 	}
 	return nil
-}
-
-// Dial returns an official client for connectionString (esdb://…), with the
-// client's own console logging switched off so that it does not interleave
-// with benchmark output.
-func Dial(connectionString string) (*esdb.Client, error) {
-	c, err := eventstore.Connect(connectionString)
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	return c, nil
 }
 
 // stubFeatures answers GetSupportedMethods like a 24.10 node that has only
