@@ -62,6 +62,17 @@ func TestRebuildSendsNothing(t *testing.T) {
 	mailsAtLeast := func(k int) func([]smtptest.Message, int) bool {
 		return func(msgs []smtptest.Message, _ int) bool { return len(msgs) >= k }
 	}
+	// handled waits until s has handled (and acked) k events, and returns its counters. A
+	// mail reaches the SMTP server before the sender counts it: wait for the ack.
+	handled := func(s *notify.Sender, k uint64) notify.Stats {
+		deadline := time.Now().Add(wait)
+		for s.Stats().Consumer.Handled < k {
+			require.True(t, time.Now().Before(deadline), "waiting for %d events handled: %+v", k, s.Stats())
+			time.Sleep(20 * time.Millisecond) // polling a counter: the sender has no event to wait on
+		}
+		return s.Stats()
+	}
+	const events = 2 * (n + 1) // each order placed and paid
 
 	for i := range n {
 		pay(i)
@@ -80,19 +91,14 @@ func TestRebuildSendsNothing(t *testing.T) {
 		return len(forOrder(msgs, last)) == 1
 	})
 	require.Len(t, msgs, n+1, "one confirmation per order")
-	require.EqualValues(t, n+1, live.Stats().Sent)
-	require.Zero(t, live.Stats().AlreadySent, "the live group saw no payment again")
+	st := handled(live, events)
+	require.EqualValues(t, n+1, st.Sent, "%+v", st)
+	require.Zero(t, st.AlreadySent, "the live group saw no payment again: %+v", st)
 
 	// The sent-log survived the rebuild whole: a fresh group replays every payment and
 	// finds each one sent.
 	replay := runSender("after-rebuild")
-	const events = 2 * (n + 1) // each order placed and paid
-	deadline := time.Now().Add(wait)
-	for replay.Stats().Consumer.Handled < events {
-		require.True(t, time.Now().Before(deadline), "replaying group: %+v", replay.Stats())
-		time.Sleep(20 * time.Millisecond) // polling a counter: the sender has no event to wait on
-	}
-	st := replay.Stats()
+	st = handled(replay, events)
 	require.EqualValues(t, n+1, st.AlreadySent, "every payment found in the sent-log: %+v", st)
 	require.Zero(t, st.Sent, "nothing sent again: %+v", st)
 	require.Len(t, mailSrv.Messages(), n+1, "no mail sent again")
