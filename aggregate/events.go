@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -19,6 +20,28 @@ const (
 // Event is a fact about an order. The concrete types are OrderPlaced, OrderPaid, OrderShipped
 // and OrderCancelled.
 type Event interface{ EventType() string }
+
+// decoders is the list of event types: a type is known to this package, and so to every
+// reader of the log, exactly when it is here. A new event type is added here first; the
+// exhaustiveness tests (TestEveryEventType here, and the subscribers' tests over
+// EventTypes) then fail until every place that must handle it does.
+var decoders = map[string]func(data []byte) (Event, error){
+	TypeOrderPlaced:    decode[OrderPlaced],
+	TypeOrderPaid:      decode[OrderPaid],
+	TypeOrderShipped:   decode[OrderShipped],
+	TypeOrderCancelled: decode[OrderCancelled],
+}
+
+// EventTypes returns the name of every event type, sorted.
+func EventTypes() []string {
+	return slices.Sorted(maps.Keys(decoders))
+}
+
+// IsEventType reports whether name is one of EventTypes.
+func IsEventType(name string) bool {
+	_, ok := decoders[name]
+	return ok
+}
 
 // Line is one line of an order. UnitPrice is in integer minor units of the order's currency.
 type Line struct {
@@ -77,28 +100,21 @@ func (OrderCancelled) EventType() string { return TypeOrderCancelled }
 // JSON object that decodes into that type. Unknown fields are ignored, so events written by
 // a newer version with added fields still decode.
 func DecodeEvent(eventType string, data []byte) (Event, error) {
-	switch eventType {
-	case TypeOrderPlaced:
-		return decode[OrderPlaced](eventType, data)
-	case TypeOrderPaid:
-		return decode[OrderPaid](eventType, data)
-	case TypeOrderShipped:
-		return decode[OrderShipped](eventType, data)
-	case TypeOrderCancelled:
-		return decode[OrderCancelled](eventType, data)
-	default:
+	d, ok := decoders[eventType]
+	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownEventType, eventType)
 	}
+	return d(data)
 }
 
-func decode[E Event](eventType string, data []byte) (Event, error) {
+func decode[E Event](data []byte) (Event, error) {
+	var e E
 	// json.Unmarshal accepts "null" as a no-op; an event must be an object.
 	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return nil, fmt.Errorf("%w: %s: not a JSON object", ErrInvalidEventData, eventType)
+		return nil, fmt.Errorf("%w: %s: not a JSON object", ErrInvalidEventData, e.EventType())
 	}
-	var e E
 	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidEventData, eventType, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidEventData, e.EventType(), err)
 	}
 	return e, nil
 }

@@ -105,6 +105,9 @@ func (o *Order) canApply(v Event) error {
 		id, from = e.OrderID, []Status{StatusPaid}
 	case OrderCancelled:
 		id, from = e.OrderID, []Status{StatusPlaced, StatusPaid}
+	default:
+		// A type of EventTypes without a case here: TestEveryEventType fails on it.
+		return fmt.Errorf("no transition for %s", v.EventType())
 	}
 	if id != o.id {
 		return fmt.Errorf("event for order %q", id)

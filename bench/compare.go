@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderstore/orders/eventstore"
+
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/orderstore/orders/eventstore/esdbnode"
 )
@@ -131,7 +133,7 @@ func Compare(ctx context.Context, opts Options) (rows []Row, err error) {
 
 	targets := []*target{{name: "node"}, {name: "stub"}}
 	for i, url := range []string{nodeURL, stub.ConnectionString()} {
-		c, err := Dial(url)
+		c, err := eventstore.Connect(url)
 		if err != nil {
 			return nil, err
 		}

@@ -52,7 +52,7 @@ func OrderFlow(ctx context.Context, connString, dir string, d time.Duration) (Re
 		stop()
 		<-runDone
 	}()
-	client, err := Dial(connString)
+	client, err := eventstore.Connect(connString)
 	if err != nil {
 		return Result{}, 0, err
 	}

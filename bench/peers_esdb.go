@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/orderstore/orders/eventstore"
+
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/orderstore/orders/eventstore/esdbnode"
 )
@@ -82,7 +84,7 @@ func newESDBTarget(ctx context.Context, cfg esdbConfig) (_ *esdbTarget, err erro
 		}
 	}()
 	t.url = url
-	if t.c, err = Dial(url); err != nil {
+	if t.c, err = eventstore.Connect(url); err != nil {
 		return nil, err
 	}
 	if err := WarmUp(ctx, t.c); err != nil {

@@ -129,22 +129,6 @@ func (s *Stub) Close() error {
 	return nil
 }
 
-// Dial returns an official client for connectionString (esdb://…), with the
-// client's own console logging switched off so that it does not interleave
-// with benchmark output.
-func Dial(connectionString string) (*esdb.Client, error) {
-	cfg, err := esdb.ParseConnectionString(connectionString)
-	if err != nil {
-		return nil, fmt.Errorf("bench: parse connection string: %w", err)
-	}
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("bench: new client: %w", err)
-	}
-	return c, nil
-}
-
 // stubFeatures answers GetSupportedMethods like a 24.10 node that has only
 // the Streams read and append methods.
 type stubFeatures struct {

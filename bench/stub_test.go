@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderstore/orders/eventstore"
+
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,7 +27,7 @@ func startStub(tb testing.TB) (*Stub, *esdb.Client) {
 
 func dial(tb testing.TB, url string) *esdb.Client {
 	tb.Helper()
-	c, err := Dial(url)
+	c, err := eventstore.Connect(url)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = c.Close() })
 	return c

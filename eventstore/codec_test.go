@@ -1,14 +1,14 @@
 package eventstore_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
@@ -138,7 +138,7 @@ func TestAddress(t *testing.T) {
 }
 
 func TestWithLoggerReceivesClientLogs(t *testing.T) {
-	var buf syncBuffer
+	var buf esdbnodetest.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -150,21 +150,4 @@ func TestWithLoggerReceivesClientLogs(t *testing.T) {
 	require.ErrorIs(t, eventstore.Ping(t.Context(), client), eventstore.ErrUnavailable)
 	require.Contains(t, buf.String(), "component=esdb-client")
 	require.Contains(t, buf.String(), "level=WARN")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

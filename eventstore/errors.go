@@ -49,6 +49,10 @@ var (
 	// not have written the events; reading the stream, or retrying the same command (see
 	// Command), tells which.
 	ErrOutcomeUnknown = errors.New("eventstore: outcome unknown")
+	// ErrGroupNotFound: the persistent subscription group does not exist.
+	ErrGroupNotFound = errors.New("eventstore: persistent subscription group not found")
+	// ErrGroupExists: the persistent subscription group to create exists already.
+	ErrGroupExists = errors.New("eventstore: persistent subscription group exists")
 )
 
 // Revisions with a special meaning in WrongExpectedVersionError.
@@ -163,6 +167,26 @@ func translateAppend(ctx context.Context, op string, err error) error {
 	switch st.GRPCStatus().Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
 		return fmt.Errorf("%w: %s: %v", ErrOutcomeUnknown, op, clientText(ctx, err))
+	}
+	return translate(ctx, op, err)
+}
+
+// TranslateGroupError translates an error of the client's persistent-subscription calls
+// (create, info, replay parked, subscribe), for the packages that make them with the client
+// directly: the consumer loop and the CLI's subscriptions commands. A missing group is
+// ErrGroupNotFound, an existing one ErrGroupExists; the rest is translated as for streams.
+// op names the call, for the message. Like every error of this package, the result wraps no
+// type of the client.
+func TranslateGroupError(ctx context.Context, op string, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return translate(ctx, op, err)
+	}
+	code, ok := clientCode(err)
+	switch {
+	case ok && code == esdb.ErrorCodeResourceNotFound, !ok && status.Code(err) == codes.NotFound:
+		return fmt.Errorf("%w: %s: %v", ErrGroupNotFound, op, err)
+	case ok && code == esdb.ErrorCodeResourceAlreadyExists, !ok && status.Code(err) == codes.AlreadyExists:
+		return fmt.Errorf("%w: %s: %v", ErrGroupExists, op, err)
 	}
 	return translate(ctx, op, err)
 }

@@ -99,3 +99,42 @@ func TestTranslateWithoutNode(t *testing.T) {
 		})
 	}
 }
+
+// TestTranslateGroupErrors produces the persistent-subscription errors for real: a group
+// created twice is ErrGroupExists, a missing one ErrGroupNotFound (on a stream and on $all),
+// and neither wraps a type of the client.
+func TestTranslateGroupErrors(t *testing.T) {
+	srv := esdbnodetest.Start(t)
+	client, err := Connect(srv.ConnectionString())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := t.Context()
+	create := func() error {
+		return client.CreatePersistentSubscription(ctx, "s1", "g", esdb.PersistentStreamSubscriptionOptions{})
+	}
+	require.NoError(t, create())
+	tests := []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"create existing", create, ErrGroupExists},
+		{"info of a missing stream group", func() error {
+			_, err := client.GetPersistentSubscriptionInfo(ctx, "s1", "nope", esdb.GetPersistentSubscriptionOptions{})
+			return err
+		}, ErrGroupNotFound},
+		{"info of a missing $all group", func() error {
+			_, err := client.GetPersistentSubscriptionInfoToAll(ctx, "nope", esdb.GetPersistentSubscriptionOptions{})
+			return err
+		}, ErrGroupNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := TranslateGroupError(ctx, tt.name, tt.op())
+			require.ErrorIs(t, err, tt.want)
+			var esErr *esdb.Error
+			require.False(t, errors.As(err, &esErr), "the client's error type escaped: %#v", err)
+		})
+	}
+	require.NoError(t, TranslateGroupError(ctx, "nothing", nil))
+}

@@ -62,8 +62,8 @@
 // fixed-width UTC text ("2006-01-02T15:04:05.000000Z"), days as "2006-01-02", money as
 // BIGINT minor units.
 //
-// The store also holds the notification senders' sent-log (sent_messages, see SentLog),
-// which rebuilds never touch.
+// The database also holds the e-mail sender's sent-log (sent_messages, owned by package
+// subscribers/notify, which shares the store's pools through Store.DB); rebuilds never touch it.
 //
 // # Rebuild
 //

@@ -1,13 +1,11 @@
 package projections_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	mrand "math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -17,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderstore/orders/eventstore/esdbnode"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
+
 	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers"
 )
@@ -90,34 +89,14 @@ func runChild() int {
 // child is a running projection process.
 type child struct {
 	cmd *exec.Cmd
-	out *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		s.b.Reset()
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out *esdbnodetest.Buffer
 }
 
 func startChild(t *testing.T, dbURL, esdbURL string, seed uint64) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PROJ_CHILD=1", "PROJ_DB="+dbURL, "PROJ_ESDB="+esdbURL, "PROJ_FAULT_SEED="+strconv.FormatUint(seed, 10))
-	out := &syncBuf{}
+	out := &esdbnodetest.Buffer{Limit: 1 << 20}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start child: %v", err)
@@ -128,38 +107,6 @@ func startChild(t *testing.T, dbURL, esdbURL string, seed uint64) *child {
 func (c *child) kill() {
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	_ = c.cmd.Wait()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
-func startNodeAt(t *testing.T, addr, dir string) *esdbnode.Server {
-	t.Helper()
-	var srv *esdbnode.Server
-	var err error
-	// The port was just released by the previous node (or freeAddr); retry briefly if the
-	// kernel has not let go of it yet.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		srv, err = esdbnode.New(esdbnode.Config{Addr: addr, DataDir: dir})
-		if err == nil {
-			if err = srv.Start(); err == nil {
-				return srv
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("start node at %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond) // waiting for the port to be free: no event to wait on
-	}
 }
 
 // TestReplayFromZeroUnderFaults runs a random workload of concurrent commands while
@@ -188,9 +135,9 @@ func testFaults(t *testing.T, be backend, restartNode bool) {
 	s0 := seed(t)
 	rng := mrand.New(mrand.NewPCG(s0, 3))
 	ctx := t.Context()
-	addr, dir := freeAddr(t), t.TempDir()
+	addr, dir := esdbnodetest.FreeAddr(t), t.TempDir()
 	var nodeMu sync.Mutex
-	srv := startNodeAt(t, addr, dir)
+	srv := esdbnodetest.StartAt(t, addr, dir)
 	t.Cleanup(func() {
 		nodeMu.Lock()
 		defer nodeMu.Unlock()
@@ -255,7 +202,7 @@ func testFaults(t *testing.T, be backend, restartNode bool) {
 		if err := srv.Close(); err != nil {
 			t.Errorf("close node: %v", err)
 		}
-		srv = startNodeAt(t, addr, dir)
+		srv = esdbnodetest.StartAt(t, addr, dir)
 		nodeMu.Unlock()
 		t.Logf("node restarted after %d commands", cmd.ops.Load())
 	}

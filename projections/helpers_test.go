@@ -16,8 +16,8 @@ import (
 
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
+	"github.com/orderstore/orders/internal/testutil/pgtest"
 	"github.com/orderstore/orders/projections"
-	"github.com/orderstore/orders/projections/pgtest"
 	"github.com/orderstore/orders/subscribers"
 )
 

@@ -1,7 +1,6 @@
 package projections_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	mrand "math/rand/v2"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
+	"github.com/orderstore/orders/internal/testutil/runtest"
 	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers"
 )
@@ -27,25 +27,7 @@ func fastConsumer() subscribers.Config {
 // startRunner runs r until the returned stop is called (or the test ends).
 func startRunner(t *testing.T, r *projections.Runner) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("runner: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("runner did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return runtest.Start(t, r.Run, 30*time.Second)
 }
 
 func TestRunnerLiveRebuildAndLag(t *testing.T) {

@@ -40,9 +40,9 @@ func (d dialect) String() string {
 	return "sqlite"
 }
 
-// Store is a read-model database: the projections' tables, their recorded positions, the
-// cached count of order events in the log, and the notification sent-log. It is safe for
-// concurrent use, also by several processes on one database.
+// Store is a read-model database: the projections' tables, their recorded positions and the
+// cached count of order events in the log (the e-mail sender's sent-log shares it, see DB).
+// It is safe for concurrent use, also by several processes on one database.
 type Store struct {
 	d   dialect
 	w   *sql.DB // writes (SQLite: one connection, so writers queue here instead of spinning on SQLITE_BUSY)
@@ -136,6 +136,11 @@ func (s *Store) Close() error {
 
 // Dialect is "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.String() }
+
+// DB returns the store's connection pools (write: statements that write, on SQLite the one
+// writer connection; read: queries), for a neighbour that keeps its own table in the
+// read-model database: the e-mail sender's sent-log. They stay the store's; Close closes them.
+func (s *Store) DB() (write, read *sql.DB) { return s.w, s.r }
 
 // q rewrites a query written with ? placeholders for the store's dialect.
 func (s *Store) q(query string) string { return rebind(s.d, query) }

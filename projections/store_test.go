@@ -1,8 +1,12 @@
 package projections_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
+	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +31,22 @@ type deliveryStats struct{ outOfOrder, batches int }
 
 func (d delivery) run(t *testing.T, rng *mrand.Rand, s *projections.Store, name string, evs []subscribers.Event) deliveryStats {
 	t.Helper()
+	stats, err := d.apply(t.Context(), rng, s, name, evs)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return stats
+}
+
+// maxTransient bounds the attempts of one event failing with an error that is neither
+// ErrOutOfOrder nor permanent (a PostgreSQL deadlock between concurrent appliers): the
+// consumer loop parks such an event after its MaxAttempts, and a test must fail, not spin.
+const maxTransient = 10
+
+// apply is run without the test: it returns the first error that retrying cannot cure, a
+// permanent one, one repeated maxTransient times for an event, or out-of-order answers
+// going on with no event applied in between (more than twice the events delivered).
+func (d delivery) apply(ctx context.Context, rng *mrand.Rand, s *projections.Store, name string, evs []subscribers.Event) (deliveryStats, error) {
 	queue := append([]subscribers.Event(nil), evs...)
 	if d.duplicate {
 		queue = append(queue, evs...)
@@ -40,7 +60,15 @@ func (d delivery) run(t *testing.T, rng *mrand.Rand, s *projections.Store, name 
 		inflight int
 		stats    deliveryStats
 		failed   error
+		attempts = map[uuid.UUID]int{} // transient failures per event id
+		stalled  int                   // requeues since an event was last applied
 	)
+	stallLimit := 2*len(queue) + 10
+	progress := func() {
+		mu.Lock()
+		stalled = 0
+		mu.Unlock()
+	}
 	take := func() []subscribers.Event {
 		mu.Lock()
 		defer mu.Unlock()
@@ -66,7 +94,6 @@ func (d delivery) run(t *testing.T, rng *mrand.Rand, s *projections.Store, name 
 			queue = append(queue, ev)
 		}
 	}
-	ctx := t.Context()
 	var wg sync.WaitGroup
 	for range max(1, d.workers) {
 		wg.Go(func() {
@@ -76,16 +103,32 @@ func (d delivery) run(t *testing.T, rng *mrand.Rand, s *projections.Store, name 
 					return
 				}
 				err := s.Apply(ctx, name, b)
-				if err != nil {
+				if err == nil {
+					progress()
+				} else {
 					for _, ev := range b {
 						err := s.Apply(ctx, name, []subscribers.Event{ev})
 						switch {
 						case err == nil:
+							progress()
 						case errors.Is(err, projections.ErrOutOfOrder) || isTransient(err):
 							mu.Lock()
 							stats.outOfOrder++
+							stalled++
+							if !errors.Is(err, projections.ErrOutOfOrder) {
+								attempts[ev.ID]++
+							}
+							switch {
+							case attempts[ev.ID] >= maxTransient:
+								failed = fmt.Errorf("event %s failed %d times: %w", ev.ID, attempts[ev.ID], err)
+							case stalled > stallLimit:
+								failed = fmt.Errorf("no event applied in %d attempts, the last: %w", stalled, err)
+							}
+							retry := failed == nil
 							mu.Unlock()
-							requeue(ev)
+							if retry {
+								requeue(ev)
+							}
 						default:
 							mu.Lock()
 							failed = err
@@ -102,15 +145,40 @@ func (d delivery) run(t *testing.T, rng *mrand.Rand, s *projections.Store, name 
 		})
 	}
 	wg.Wait()
-	if failed != nil {
-		t.Fatalf("apply: %v", failed)
-	}
-	return stats
+	return stats, failed
 }
 
 // isTransient: PostgreSQL deadlock or serialization errors under concurrent appliers are
-// retried by the loop like any other handler error.
+// retried, as the consumer loop retries any handler error not marked permanent (up to
+// maxTransient times here).
 func isTransient(err error) bool { return err != nil && !subscribers.IsPermanent(err) }
+
+// TestDeliveryFailsOnAPersistentError: the contract's delivery helper gives up on an error
+// that retrying cannot cure (here every Apply fails: the database is closed) instead of
+// requeueing the events for ever.
+func TestDeliveryFailsOnAPersistentError(t *testing.T) {
+	t.Parallel()
+	rng := mrand.New(mrand.NewPCG(seed(t), 1))
+	w := genWorkload(t, rng, 3)
+	s := openStore(t, filepath.Join(t.TempDir(), "rm.db"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := delivery{maxBatch: 4, workers: 2, shuffle: true}.apply(t.Context(), rng, s, projections.Names()[0], w.events)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("delivery into a closed store succeeded")
+		}
+		t.Logf("delivery gave up: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("delivery still requeueing after a minute")
+	}
+}
 
 func TestStoreContract(t *testing.T) {
 	for _, be := range backends() {
@@ -241,32 +309,6 @@ func testContract(t *testing.T, be backend) {
 			t.Errorf("Order(unknown) = %v, want ErrNotFound", err)
 		}
 	})
-
-	t.Run("sent-log", func(t *testing.T) {
-		ctx := t.Context()
-		l := openStore(t, be.newURL(t)).SentLog()
-		id := uuid.New()
-		if sent, err := l.WasSent(ctx, id); err != nil || sent {
-			t.Fatalf("WasSent before record = %v, %v", sent, err)
-		}
-		at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-		if err := l.RecordSent(ctx, id, "<a@x>", at); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.RecordSent(ctx, id, "<b@x>", at.Add(time.Hour)); err != nil {
-			t.Fatalf("RecordSent again: %v", err)
-		}
-		if sent, err := l.WasSent(ctx, id); err != nil || !sent {
-			t.Fatalf("WasSent after record = %v, %v", sent, err)
-		}
-		m, err := l.Sent(ctx, id)
-		if err != nil || m.MessageID != "<a@x>" || !m.SentAt.Equal(at) {
-			t.Errorf("Sent = %+v, %v; want the first record", m, err)
-		}
-		if _, err := l.Sent(ctx, uuid.New()); !errors.Is(err, projections.ErrNotFound) {
-			t.Errorf("Sent(unknown) = %v, want ErrNotFound", err)
-		}
-	})
 }
 
 func list0(t *testing.T, s *projections.Store) projections.OrderSummary {
@@ -299,13 +341,22 @@ func TestOpen(t *testing.T) {
 	t.Run("sqlite URL and reopen keeps data", func(t *testing.T) {
 		path := t.TempDir() + "/rm.db"
 		s := openStore(t, "sqlite://"+path)
-		if err := s.SentLog().RecordSent(t.Context(), uuid.Nil, "m", time.Now()); err != nil {
+		w := genWorkload(t, mrand.New(mrand.NewPCG(seed(t), 1)), 3)
+		name := projections.Names()[0]
+		if err := s.Apply(t.Context(), name, w.events); err != nil {
+			t.Fatal(err)
+		}
+		before, err := s.Checkpoints(t.Context())
+		if err != nil {
 			t.Fatal(err)
 		}
 		_ = s.Close()
-		s2 := openStore(t, path)
-		if ok, err := s2.SentLog().WasSent(t.Context(), uuid.Nil); err != nil || !ok {
-			t.Errorf("after reopen WasSent = %v, %v", ok, err)
+		after, err := openStore(t, path).Checkpoints(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(after, before) {
+			t.Errorf("after reopen checkpoints = %+v, want %+v", after, before)
 		}
 	})
 	t.Run("postgres: concurrent opens migrate once", func(t *testing.T) {

@@ -19,17 +19,8 @@ import (
 	"github.com/orderstore/orders/subscribers"
 )
 
-// dialer returns a Dial for connString with the client's logging off.
-func dialer(connString string) subscribers.Dial {
-	return func() (*esdb.Client, error) {
-		cfg, err := esdb.ParseConnectionString(connString)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Logger = esdb.NoopLogging()
-		return esdb.NewClient(cfg)
-	}
-}
+// dialer returns a Dial for connString (eventstore.Connect: the client's logging off).
+func dialer(connString string) subscribers.Dial { return subscribers.DialString(connString) }
 
 // commander runs order commands through the real repository, re-dialling after any
 // connection trouble (the node may be restarted under it). A client is closed only once no

@@ -30,7 +30,46 @@ type Group struct {
 	// loop parks with its own reason), MessageTimeout 30 s, checkpoints every second (at least
 	// one processed event) or every 500 events, links resolved for stream groups only.
 	// A group that already exists keeps its own settings.
-	Settings *esdb.PersistentSubscriptionSettings
+	Settings *Settings
+}
+
+// Consumer strategies of a group (the server's names).
+const (
+	RoundRobin       = "RoundRobin"
+	DispatchToSingle = "DispatchToSingle"
+	Pinned           = "Pinned"
+)
+
+// Settings are the creation settings of a persistent subscription group, in this project's
+// terms; the consumer hands them to the server through the client. Every field is taken as
+// it is: start from DefaultSettings. Groups always start from the beginning of their stream.
+type Settings struct {
+	ResolveLinks    bool          // deliver the targets of link events
+	MaxRetryCount   int           // the server parks a message retried this many times
+	MessageTimeout  time.Duration // an unacked message is retried after this long
+	CheckpointAfter time.Duration // the group's position is saved this often...
+	CheckpointMin   int           // ...once at least this many messages were processed,
+	CheckpointMax   int           // and at once when this many were
+	MaxSubscribers  int           // 0: unlimited
+	Strategy        string        // RoundRobin, DispatchToSingle or Pinned
+}
+
+// client is s as the official client takes it; the buffer sizes and the rest keep the
+// client's defaults.
+func (s Settings) client() esdb.PersistentSubscriptionSettings {
+	c := esdb.SubscriptionSettingsDefault()
+	c.ResolveLinkTos = s.ResolveLinks
+	c.MaxRetryCount = int32(s.MaxRetryCount)
+	c.MessageTimeout = int32(s.MessageTimeout / time.Millisecond)
+	c.CheckpointAfter = int32(s.CheckpointAfter / time.Millisecond)
+	c.CheckpointLowerBound = int32(s.CheckpointMin)
+	c.CheckpointUpperBound = int32(s.CheckpointMax)
+	c.MaxSubscriberCount = int32(s.MaxSubscribers)
+	if s.MaxSubscribers == 0 {
+		c.MaxSubscriberCount = esdb.SubscriberCountUnlimited
+	}
+	c.ConsumerStrategyName = esdb.ConsumerStrategy(s.Strategy)
+	return c
 }
 
 // Key is the server's name for the group: "<stream>::<name>", "$all::<name>" for $all.
@@ -48,20 +87,19 @@ func (g Group) ParkedStream() string { return "$persistentsubscription-" + g.Key
 // making maxAttempts handler attempts per event. stream is the group's stream ("" for $all):
 // links are resolved for stream groups (a "$ce-order" group delivers the orders' events), not
 // for $all, which holds the link events and their targets both.
-func DefaultSettings(stream string, maxAttempts int) esdb.PersistentSubscriptionSettings {
-	s := esdb.SubscriptionSettingsDefault()
-	s.ResolveLinkTos = stream != ""
-	// The server parks by itself once a message with retry count >= MaxRetryCount is retried
-	// again; the loop parks at retry count MaxAttempts-1. Leave room for the retries that
-	// disconnects and message timeouts add.
-	s.MaxRetryCount = int32(max(10, 2*maxAttempts))
-	s.ConsumerStrategyName = esdb.ConsumerStrategyRoundRobin
-	s.MessageTimeout = 30_000
-	s.CheckpointAfter = 1_000
-	s.CheckpointLowerBound = 1
-	s.CheckpointUpperBound = 500
-	s.MaxSubscriberCount = esdb.SubscriberCountUnlimited
-	return s
+func DefaultSettings(stream string, maxAttempts int) Settings {
+	return Settings{
+		ResolveLinks: stream != "",
+		// The server parks by itself once a message with retry count >= MaxRetryCount is
+		// retried again; the loop parks at retry count MaxAttempts-1. Leave room for the
+		// retries that disconnects and message timeouts add.
+		MaxRetryCount:   max(10, 2*maxAttempts),
+		MessageTimeout:  30 * time.Second,
+		CheckpointAfter: time.Second,
+		CheckpointMin:   1,
+		CheckpointMax:   500,
+		Strategy:        RoundRobin,
+	}
 }
 
 // Config configures a Consumer. Zero fields take the defaults given.
@@ -136,8 +174,9 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// exponential is base·2^(attempt-1), capped at limit.
-func exponential(attempt int, base, limit time.Duration) time.Duration {
+// Exponential is base·2^(attempt-1) (attempt from 1), capped at limit: the shape of every
+// backoff and reconnect delay of the consumers.
+func Exponential(attempt int, base, limit time.Duration) time.Duration {
 	d := base
 	for i := 1; i < attempt && d < limit; i++ {
 		d *= 2
@@ -148,13 +187,13 @@ func exponential(attempt int, base, limit time.Duration) time.Duration {
 // DefaultBackoff is 100ms·2^(attempt-1) capped at 5 s, minus up to 20% of jitter so that
 // events failing together do not retry in lockstep.
 func DefaultBackoff(attempt int) time.Duration {
-	d := exponential(attempt, 100*time.Millisecond, 5*time.Second)
+	d := Exponential(attempt, 100*time.Millisecond, 5*time.Second)
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
 // DefaultReconnect is 100ms·2^(attempt-1) capped at 5 s.
 func DefaultReconnect(attempt int) time.Duration {
-	return exponential(attempt, 100*time.Millisecond, 5*time.Second)
+	return Exponential(attempt, 100*time.Millisecond, 5*time.Second)
 }
 
 // Dial makes a fresh *esdb.Client; the loop calls it for each connection and closes the

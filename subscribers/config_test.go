@@ -136,9 +136,16 @@ func TestGroupNames(t *testing.T) {
 				t.Errorf("Key, ParkedStream = %q, %q; want %q, %q", tt.g.Key(), tt.g.ParkedStream(), tt.key, tt.parked)
 			}
 			s := subscribers.DefaultSettings(tt.g.Stream, subscribers.DefaultMaxAttempts)
-			if s.ResolveLinkTos != tt.resolveLinks || s.MaxRetryCount <= subscribers.DefaultMaxAttempts ||
-				s.ConsumerStrategyName != esdb.ConsumerStrategyRoundRobin || s.MessageTimeout != 30_000 {
+			if s.ResolveLinks != tt.resolveLinks || s.MaxRetryCount <= subscribers.DefaultMaxAttempts ||
+				s.Strategy != subscribers.RoundRobin || s.MessageTimeout != 30*time.Second {
 				t.Errorf("DefaultSettings = %+v", s)
+			}
+			c := subscribers.ClientSettings(s)
+			if c.ResolveLinkTos != s.ResolveLinks || c.MaxRetryCount != int32(s.MaxRetryCount) ||
+				c.ConsumerStrategyName != esdb.ConsumerStrategyRoundRobin || c.MessageTimeout != 30_000 ||
+				c.CheckpointAfter != 1_000 || c.CheckpointLowerBound != 1 || c.CheckpointUpperBound != 500 ||
+				c.MaxSubscriberCount != esdb.SubscriberCountUnlimited {
+				t.Errorf("ClientSettings(DefaultSettings) = %+v", c)
 			}
 		})
 	}

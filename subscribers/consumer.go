@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/orderstore/orders/eventstore"
 )
 
 // Stats is a snapshot of what a Consumer did since it was made.
@@ -156,10 +157,11 @@ func (c *Consumer) connection(ctx context.Context) (confirmed bool, err error) {
 // ensureGroup creates the group unless it exists.
 func (c *Consumer) ensureGroup(ctx context.Context, client *esdb.Client) error {
 	g := c.cfg.Group
-	settings := DefaultSettings(g.Stream, c.cfg.MaxAttempts)
+	s := DefaultSettings(g.Stream, c.cfg.MaxAttempts)
 	if g.Settings != nil {
-		settings = *g.Settings
+		s = *g.Settings
 	}
+	settings := s.client()
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	var err error
@@ -173,21 +175,15 @@ func (c *Consumer) ensureGroup(ctx context.Context, client *esdb.Client) error {
 		err = client.CreatePersistentSubscription(cctx, g.Stream, g.Name,
 			esdb.PersistentStreamSubscriptionOptions{Settings: &settings, StartFrom: esdb.Start{}})
 	}
+	err = eventstore.TranslateGroupError(cctx, "create group "+g.Key(), err)
 	switch {
 	case err == nil:
 		c.log.Info("created persistent subscription group")
 		return nil
-	case hasCode(err, esdb.ErrorCodeResourceAlreadyExists):
+	case errors.Is(err, eventstore.ErrGroupExists):
 		return nil
 	}
-	return fmt.Errorf("%w: create group %s: %v", ErrConnection, g.Key(), err)
-}
-
-// hasCode reports whether err carries the client's error code. esdb.FromError is not used:
-// it answers false when there IS an error and misses wrapped errors.
-func hasCode(err error, code esdb.ErrorCode) bool {
-	var e *esdb.Error
-	return errors.As(err, &e) && e.Code() == code
+	return fmt.Errorf("%w: %v", ErrConnection, err)
 }
 
 // join subscribes to the group. The subscription's context is not ctx: cancelling ctx must

@@ -103,7 +103,7 @@ func TestConsumerHandlesEveryEventOnce(t *testing.T) {
 
 			// The group was created with the consumer's defaults.
 			info := groupInfo(t, client, tt.group)
-			if got, want := info.Settings.MaxRetryCount, subscribers.DefaultSettings(tt.group.Stream, 3).MaxRetryCount; got != want {
+			if got, want := info.Settings.MaxRetryCount, int32(subscribers.DefaultSettings(tt.group.Stream, 3).MaxRetryCount); got != want {
 				t.Errorf("created group MaxRetryCount = %d, want %d", got, want)
 			}
 
@@ -399,8 +399,8 @@ func (g *gate) pass(ctx context.Context) {
 
 func TestConsumerReconnectsAfterNodeRestart(t *testing.T) {
 	t.Parallel()
-	addr, dir := freeAddr(t), t.TempDir()
-	srv := startNodeAt(t, addr, dir)
+	addr, dir := esdbnodetest.FreeAddr(t), t.TempDir()
+	srv := esdbnodetest.StartAt(t, addr, dir)
 	writer := newClient(t, srv.ConnectionString())
 	g := subscribers.Group{Name: "restart", StreamPrefixes: []string{"order-"}}
 	before := appendN(t, writer, "order-r1", "Test", 30)
@@ -426,7 +426,7 @@ func TestConsumerReconnectsAfterNodeRestart(t *testing.T) {
 	close(gt.release)
 	eventually(t, 10*time.Second, "consumer disconnected", func() bool { return !c.Stats().Connected })
 
-	srv = startNodeAt(t, addr, dir)
+	srv = esdbnodetest.StartAt(t, addr, dir)
 	writer = newClient(t, srv.ConnectionString()) // the old client may be wedged (client bug)
 	after := appendN(t, writer, "order-r2", "Test", 30)
 	all := append(slices.Clone(before), after...)
@@ -479,7 +479,7 @@ func TestConsumerRejoinsAfterServerSideDrop(t *testing.T) {
 		{
 			name: "group updated",
 			drop: func(ctx context.Context, client *esdb.Client, g subscribers.Group) error {
-				settings := subscribers.DefaultSettings(g.Stream, 3)
+				settings := subscribers.ClientSettings(subscribers.DefaultSettings(g.Stream, 3))
 				settings.MessageTimeout = 20_000
 				return client.UpdatePersistentSubscription(ctx, g.Stream, g.Name,
 					esdb.PersistentStreamSubscriptionOptions{Settings: &settings, StartFrom: esdb.Start{}})
@@ -526,7 +526,7 @@ func TestConsumerStops(t *testing.T) {
 		g := subscribers.Group{Name: "stop", Stream: "order-s"}
 		ids := appendN(t, client, g.Stream, "Test", 3)
 		// The group's own goroutines run in the node, in this process: create it first.
-		settings := subscribers.DefaultSettings(g.Stream, 3)
+		settings := subscribers.ClientSettings(subscribers.DefaultSettings(g.Stream, 3))
 		if err := client.CreatePersistentSubscription(t.Context(), g.Stream, g.Name,
 			esdb.PersistentStreamSubscriptionOptions{Settings: &settings, StartFrom: esdb.Start{}}); err != nil {
 			t.Fatal(err)
@@ -596,7 +596,7 @@ func TestConsumerStops(t *testing.T) {
 
 	t.Run("while reconnecting", func(t *testing.T) {
 		t.Parallel()
-		addr := freeAddr(t) // nothing listens there
+		addr := esdbnodetest.FreeAddr(t) // nothing listens there
 		c := mustNew(t, subscribers.DialString("esdb://"+addr+"?tls=false"),
 			fast(subscribers.Group{Name: "nobody"}), okHandler(newRecorder()))
 		stop := run(t, c)

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderstore/orders/eventstore/esdbnode"
+	"github.com/orderstore/orders/internal/testutil/runtest"
 	"github.com/orderstore/orders/subscribers"
 )
 
@@ -138,51 +139,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // nil within a few seconds; stop is also registered as a cleanup.
 func run(t *testing.T, c *subscribers.Consumer) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run returned %v, want nil", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return within 10s of cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-// freeAddr returns a loopback address that was free a moment ago, for a node that must be
-// restarted on the same address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
-func startNodeAt(t *testing.T, addr, dir string) *esdbnode.Server {
-	t.Helper()
-	srv, err := esdbnode.New(esdbnode.Config{Addr: addr, DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("start node on %s: %v", addr, err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return runtest.Start(t, c.Run, 10*time.Second)
 }
 
 func newClient(t *testing.T, connString string) *esdb.Client {

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -365,24 +364,7 @@ func closedAddr(t *testing.T) string {
 type daemon struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr *esdbnodetest.Buffer
 }
 
 var readyLine = regexp.MustCompile(`^orders: node listening on (127\.0\.0\.1:\d+) \((esdb://\S+)\)$`)
@@ -394,7 +376,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	cmd.Env = cleanEnv()
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	d := &daemon{cmd: cmd, stderr: new(syncBuffer)}
+	d := &daemon{cmd: cmd, stderr: new(esdbnodetest.Buffer)}
 	cmd.Stderr = d.stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

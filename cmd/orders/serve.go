@@ -169,7 +169,7 @@ func (a *app) serveCmd() *cobra.Command {
 				g.Go(func() error { return runNode(ctx, srv) })
 			}
 			opts.dataDir = n.dataDir
-			components, err := a.serveComponents(ctx, connString, opts, logger)
+			components, closeParts, err := a.serveComponents(ctx, connString, opts, logger)
 			if err != nil {
 				stop()
 				return errors.Join(err, g.Wait())
@@ -177,10 +177,12 @@ func (a *app) serveCmd() *cobra.Command {
 			for _, c := range components {
 				g.Go(func() error { return c.Run(ctx) })
 			}
-			if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
-				return err
+			err = g.Wait()
+			if errors.Is(err, context.Canceled) {
+				err = nil
 			}
-			return nil
+			// Every component has stopped: what they shared (the read-model store) can go.
+			return errors.Join(err, closeParts())
 		},
 	}
 	n.register(cmd)
@@ -239,9 +241,11 @@ func (o *serveOptions) register(cmd *cobra.Command, a *app) {
 }
 
 // serveComponents builds the long-running parts of serve that talk to EventStoreDB at
-// connString: the projections (and their HTTP server) and the notification senders, as later
-// issues add them. Each gets its own client and runs until serve stops.
-func (a *app) serveComponents(ctx context.Context, connString string, opts serveOptions, logger *slog.Logger) ([]component, error) {
+// connString: the projections' runner, the e-mail sender and the HTTP server (status page,
+// /healthz, /metrics). Each makes its own clients and runs until serve stops. closeParts
+// closes what they share (the read-model store, which also holds the sender's sent-log) and
+// must be called once every component's Run has returned. On error nothing is left open.
+func (a *app) serveComponents(ctx context.Context, connString string, opts serveOptions, logger *slog.Logger) (_ []component, closeParts func() error, err error) {
 	dbURL := opts.db
 	if dbURL == "" {
 		dbURL = filepath.Join(opts.dataDir, defaultDBFile)
@@ -249,16 +253,21 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 	store, err := projections.Open(ctx, dbURL)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil // stopped (SIGINT/SIGTERM) while starting: a clean shutdown
+			// Stopped (SIGINT/SIGTERM) while starting: a clean shutdown, nothing to close.
+			return nil, func() error { return nil }, nil
 		}
-		return nil, fmt.Errorf("open read models: %w", err)
+		return nil, nil, fmt.Errorf("open read models: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			_ = store.Close()
+		}
+	}()
 	dial := subscribers.DialString(connString, eventstore.WithLogger(logger))
 	runner, err := projections.NewRunner(store, dial,
 		projections.RunnerConfig{Consumer: subscribers.Config{Logger: logger}, Logger: logger, Wrap: opts.latency.wrap})
 	if err != nil {
-		_ = store.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	mailDir := opts.mailDir
 	if mailDir == "" {
@@ -266,23 +275,25 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 	}
 	transport, err := notify.NewTransport(opts.smtpURL, mailDir)
 	if err != nil {
-		_ = store.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	senderCfg := notify.Config{Logger: logger, Now: a.now, Wrap: func(h subscribers.Handler) subscribers.Handler {
 		return opts.latency.wrapOne(notify.DefaultGroup, h)
 	}}
-	sender, err := notify.New(dial, store.SentLog(), transport, senderCfg)
+	w, r := store.DB()
+	sent, err := notify.OpenSentLog(ctx, w, r)
 	if err != nil {
-		_ = store.Close()
-		return nil, err
+		return nil, nil, err
+	}
+	sender, err := notify.New(dial, sent, transport, senderCfg)
+	if err != nil {
+		return nil, nil, err
 	}
 	src := &statusSource{runner: runner, sender: sender, group: notify.DefaultGroup, dial: dial}
 	figures := storeFigures{store: store}
 	status, err := statusweb.New(src, statusweb.Options{StallAfter: opts.stallAfter, Logger: logger, Figures: figures, Money: formatAmount})
 	if err != nil {
-		_ = store.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	opts.latency.m.Store(status.Metrics())
 	mux := http.NewServeMux()
@@ -291,27 +302,10 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 	mux.Handle("/", status) // status page, /status.json, /healthz, /metrics
 	web, err := listenHTTP(opts.httpAddr, mux, logger)
 	if err != nil {
-		_ = store.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return []component{&projectionsComponent{store: store, runner: runner, sender: sender, status: src}, web}, nil
-}
-
-// projectionsComponent runs the projections and closes their store once they have stopped.
-type projectionsComponent struct {
-	store  *projections.Store
-	runner *projections.Runner
-	sender *notify.Sender
-	status *statusSource
-}
-
-// Run runs the projections and the e-mail sender; the store (which also holds the sender's
-// sent-log) closes only after both have stopped.
-func (p *projectionsComponent) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.runner.Run(ctx) })
-	g.Go(func() error { return p.sender.Run(ctx) })
-	return errors.Join(g.Wait(), p.status.Close(), p.store.Close())
+	closeParts = func() error { return errors.Join(src.Close(), store.Close()) }
+	return []component{runner, sender, web}, closeParts, nil
 }
 
 // httpComponent is serve's HTTP server, listening from construction so that a busy port fails

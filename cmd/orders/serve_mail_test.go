@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"io"
-	"log"
-	"net"
-	"net/mail"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/orderstore/orders/internal/testutil/smtptest"
+
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
-	smtp "github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
@@ -23,133 +19,18 @@ import (
 	"github.com/orderstore/orders/subscribers/notify"
 )
 
-// mailMsg is one message as the test SMTP server got it.
-type mailMsg struct {
-	MessageID string // without angle brackets
-	To        []string
-	OrderID   string
-}
-
-// mailServer is a real SMTP server (github.com/emersion/go-smtp) on a loopback port. While
-// refusing, every connection is answered 421 at the greeting, so nothing can be delivered.
-type mailServer struct {
-	addr string
-
-	mu       sync.Mutex
-	srv      *smtp.Server
-	msgs     []mailMsg
-	sessions int           // connections seen, refused ones included
-	refusing bool          // answer 421 to every new connection
-	changed  chan struct{} // closed and replaced on every change
-}
-
-func startMailServer(t *testing.T, refusing bool) *mailServer {
+// startMailServer starts a real SMTP server; while refusing, every connection is answered 421
+// at the greeting, so nothing can be delivered.
+func startMailServer(t *testing.T, refusing bool) *smtptest.Server {
 	t.Helper()
-	s := &mailServer{refusing: refusing, changed: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s.addr = ln.Addr().String()
-	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
-	srv.Domain = "localhost"
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv = srv
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		_ = srv.Close()
-	})
+	s := smtptest.Start(t)
+	s.SetTempFail(refusing)
 	return s
 }
 
-func (s *mailServer) url() string { return "smtp://" + s.addr }
-
-func (s *mailServer) setRefusing(v bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refusing = v
-}
-
-func (s *mailServer) bump() {
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-func (s *mailServer) newSession(*smtp.Conn) (smtp.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sessions++
-	s.bump()
-	if s.refusing {
-		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
-	}
-	return &mailSession{s: s}, nil
-}
-
-func (s *mailServer) messages() []mailMsg {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]mailMsg(nil), s.msgs...)
-}
-
-// waitFor waits until cond holds on what was received, failing the test after timeout.
-func (s *mailServer) waitFor(t *testing.T, timeout time.Duration, what string, cond func(msgs []mailMsg, sessions int) bool) []mailMsg {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		msgs, sessions, ch := append([]mailMsg(nil), s.msgs...), s.sessions, s.changed
-		s.mu.Unlock()
-		if cond(msgs, sessions) {
-			return msgs
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("smtp: timed out after %v waiting for %s (have %d messages, %d sessions)", timeout, what, len(msgs), sessions)
-		}
-	}
-}
-
-type mailSession struct {
-	s  *mailServer
-	to []string
-}
-
-func (x *mailSession) Reset()                               { x.to = nil }
-func (x *mailSession) Logout() error                        { return nil }
-func (x *mailSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (x *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	x.to = append(x.to, to)
-	return nil
-}
-
-func (x *mailSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return &smtp.SMTPError{Code: 554, Message: "bad message: " + err.Error()}
-	}
-	rec := mailMsg{
-		MessageID: strings.Trim(m.Header.Get("Message-ID"), "<>"),
-		To:        append([]string(nil), x.to...),
-		OrderID:   m.Header.Get("X-Order-ID"),
-	}
-	x.s.mu.Lock()
-	x.s.msgs = append(x.s.msgs, rec)
-	x.s.bump()
-	x.s.mu.Unlock()
-	return nil
-}
-
 // forOrder returns the messages about order id.
-func forOrder(msgs []mailMsg, id string) []mailMsg {
-	var out []mailMsg
+func forOrder(msgs []smtptest.Message, id string) []smtptest.Message {
+	var out []smtptest.Message
 	for _, m := range msgs {
 		if m.OrderID == id {
 			out = append(out, m)
@@ -187,7 +68,7 @@ func TestServeKilledBeforeDispatchSendsOnceAfterRestart(t *testing.T) {
 	mailSrv := startMailServer(t, true)
 	dir := t.TempDir()
 	args := func(addr string) []string {
-		return []string{"serve", "--addr", addr, "--data", dir, "--http", "127.0.0.1:0", "--smtp", mailSrv.url()}
+		return []string{"serve", "--addr", addr, "--data", dir, "--http", "127.0.0.1:0", "--smtp", mailSrv.URL()}
 	}
 
 	d := startDaemon(t, args("127.0.0.1:0")...)
@@ -203,16 +84,16 @@ func TestServeKilledBeforeDispatchSendsOnceAfterRestart(t *testing.T) {
 	want := notify.MessageID(notify.KindPaymentConfirmation, paidEventID(t, d.url, p.ID), notify.DefaultDomain)
 
 	// The sender has the event and is trying to dispatch it: it has connected, and been refused.
-	mailSrv.waitFor(t, wait, "a refused SMTP connection", func(_ []mailMsg, sessions int) bool { return sessions >= 1 })
-	require.Empty(t, mailSrv.messages(), "nothing delivered before the kill")
+	mailSrv.WaitFor(t, wait, "a refused SMTP connection", func(_ []smtptest.Message, sessions int) bool { return sessions >= 1 })
+	require.Empty(t, mailSrv.Messages(), "nothing delivered before the kill")
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
 	_ = d.cmd.Wait()
-	require.Empty(t, mailSrv.messages(), "nothing delivered before the kill")
+	require.Empty(t, mailSrv.Messages(), "nothing delivered before the kill")
 
-	mailSrv.setRefusing(false)
+	mailSrv.SetTempFail(false)
 	d2 := startDaemon(t, args(addr)...)
 	require.Equal(t, d.url, d2.url, "same node address after the restart")
-	msgs := mailSrv.waitFor(t, wait, "the payment confirmation after the restart", func(msgs []mailMsg, _ int) bool {
+	msgs := mailSrv.WaitFor(t, wait, "the payment confirmation after the restart", func(msgs []smtptest.Message, _ int) bool {
 		return len(forOrder(msgs, p.ID)) >= 1
 	})
 	first := forOrder(msgs, p.ID)
@@ -226,7 +107,7 @@ func TestServeKilledBeforeDispatchSendsOnceAfterRestart(t *testing.T) {
 	ok(t, &p2, "--esdb", d2.url, "place", "--customer", "bob@example.com", "--item", "X:1:500")
 	ok(t, &paid, "--esdb", d2.url, "pay", p2.ID, "--payment-ref", "ref-2")
 	require.Equal(t, 1, paid.Appended)
-	mailSrv.waitFor(t, wait, "the second order's confirmation", func(msgs []mailMsg, _ int) bool {
+	mailSrv.WaitFor(t, wait, "the second order's confirmation", func(msgs []smtptest.Message, _ int) bool {
 		return len(forOrder(msgs, p2.ID)) >= 1
 	})
 	deadline := time.Now().Add(wait)
@@ -238,7 +119,7 @@ func TestServeKilledBeforeDispatchSendsOnceAfterRestart(t *testing.T) {
 		}
 		require.True(t, time.Now().Before(deadline), "group %s still busy: %+v", notify.DefaultGroup, info)
 	}
-	msgs = mailSrv.messages()
+	msgs = mailSrv.Messages()
 	require.Len(t, forOrder(msgs, p.ID), 1, "the first order's confirmation was sent once")
 	require.Len(t, forOrder(msgs, p2.ID), 1)
 	require.Len(t, msgs, 2)

@@ -20,8 +20,8 @@ import (
 
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
+	"github.com/orderstore/orders/internal/testutil/pgtest"
 	"github.com/orderstore/orders/projections"
-	"github.com/orderstore/orders/projections/pgtest"
 )
 
 // servePGTables are every read-model table (not the bookkeeping), as projections/helpers_test.go

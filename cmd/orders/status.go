@@ -69,6 +69,7 @@ func (s *statusSource) Subscribers(ctx context.Context) ([]statusweb.SubscriberS
 		Parked:        st.Consumer.Parked,
 		Connected:     st.Consumer.Connected,
 		LastError:     st.Consumer.LastError,
+		Unknown:       st.Unknown,
 	}
 	info, err := s.groupInfo(ctx)
 	if err != nil {

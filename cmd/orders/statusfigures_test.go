@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstore/orders/cmd/orders/statusweb"
-	"github.com/orderstore/orders/eventstore/esdbnode/webui/browsertest"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest/browsertest"
 	"github.com/orderstore/orders/projections"
 )
 

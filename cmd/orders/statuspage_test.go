@@ -19,7 +19,7 @@ import (
 
 	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
-	"github.com/orderstore/orders/eventstore/esdbnode/webui/browsertest"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest/browsertest"
 	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers/notify"
 )
@@ -67,7 +67,7 @@ func spCaughtUpJS(names []string, before map[string]uint64) string {
 func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 	const orders = 30
 	mail := startMailServer(t, false)
-	d := startDaemon(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--smtp", mail.url())
+	d := startDaemon(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--smtp", mail.URL())
 
 	var httpAddr string
 	deadline := time.Now().Add(30 * time.Second)
@@ -122,7 +122,7 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 
 	// The burst: orders placed and paid concurrently through the repository, while the SMTP
 	// server refuses: the sender cannot finish any payment confirmation, so it must lag.
-	mail.setRefusing(true)
+	mail.SetTempFail(true)
 	client, err := eventstore.Connect(d.url)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
@@ -165,7 +165,7 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("while SMTP refuses: %+v", rows)
 	browsertest.Screenshot(t, ctx, "lagging")
-	mail.setRefusing(false)
+	mail.SetTempFail(false)
 	caughtUp := spCaughtUpJS(names, before)
 
 	// After: every row at lag 0, beyond its position before the burst.
@@ -182,7 +182,7 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 		require.Greater(t, pos, before[n], "position of %s", n)
 	}
 	t.Logf("after the burst: %+v", rows)
-	msgs := mail.messages()
+	msgs := mail.Messages()
 	sentTo := map[string]int{}
 	for _, m := range msgs {
 		sentTo[m.OrderID]++

@@ -11,8 +11,6 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/orderstore/orders/eventstore"
 )
@@ -68,15 +66,11 @@ func subscriptionError(ctx context.Context, op, stream, group string, err error)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%s: %w", op, ctxErr)
 	}
-	var esErr *esdb.Error
-	notFound := status.Code(err) == codes.NotFound
-	if errors.As(err, &esErr) && esErr.Code() == esdb.ErrorCodeResourceNotFound {
-		notFound = true
-	}
-	if notFound {
+	err = eventstore.TranslateGroupError(ctx, op, err)
+	if errors.Is(err, eventstore.ErrGroupNotFound) {
 		return fmt.Errorf("%w: %q on %s", errGroupNotFound, group, stream)
 	}
-	return fmt.Errorf("%s: %v", op, err)
+	return err
 }
 
 // subscriptionJSON is one group as list and info print it.

@@ -21,7 +21,8 @@
 //     and closes psub and then the log.
 //   - The node binds to loopback unless Config.Insecure is set: it has no TLS
 //     and no users, so every caller is trusted.
-//   - Errors reach the client only through one mapping (errorStatus) to gRPC
-//     status codes and EventStoreDB trailers; a panic in a handler is logged
-//     and returned as status Unknown.
+//   - Errors reach the client only through one mapping (package
+//     internal/rpcerr, shared with psub) to gRPC status codes and
+//     EventStoreDB trailers; a panic in a handler is logged and returned as
+//     status Unknown.
 package esdbnode

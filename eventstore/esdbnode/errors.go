@@ -16,7 +16,7 @@ var (
 	ErrClosed = errors.New("esdbnode: server closed")
 )
 
-// Request errors; errorStatus maps them to gRPC InvalidArgument with the
+// Request errors; answer (status.go) maps them to gRPC InvalidArgument with the
 // trailers EventStoreDB sends.
 var (
 	// ErrInvalidRequest: a malformed or unsupported request.

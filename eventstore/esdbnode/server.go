@@ -123,7 +123,9 @@ func (s *Server) Start() (err error) {
 	if err := seedUsers(s.baseCtx, s.elog); err != nil {
 		return fmt.Errorf("esdbnode: seed $users: %w", err)
 	}
-	s.ps = psub.New(s.elog, psub.Options{Logger: lg, Now: s.cfg.Now})
+	if s.ps, err = psub.New(s.elog, psub.Options{Logger: lg, Now: s.cfg.Now}); err != nil {
+		return fmt.Errorf("esdbnode: persistent subscriptions: %w", err)
+	}
 	if err := s.ps.Start(); err != nil {
 		return fmt.Errorf("esdbnode: start persistent subscriptions: %w", err)
 	}

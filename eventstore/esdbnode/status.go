@@ -10,10 +10,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
+	"github.com/orderstore/orders/eventstore/esdbnode/internal/rpcerr"
 )
 
 // MaxAppendSize is the largest total of event data one append may carry
@@ -37,47 +37,38 @@ const (
 // errShuttingDown ends calls (subscriptions) that the server's Close cut short.
 var errShuttingDown = status.Error(codes.Unavailable, "server is shutting down")
 
-// errorStatus is the one mapping from the node's errors (the log's, request
-// validation's, context's) to a gRPC status and the trailers EventStoreDB
-// sends with it. known is false for errors no rule covers (status Unknown);
-// the caller logs those.
-func errorStatus(err error) (st *status.Status, trailers metadata.MD, known bool) {
+// answer gives the node's own errors (the log's, request validation's) the
+// status and trailers EventStoreDB sends with them; rpcerr, the one mapping
+// from errors to statuses, does the rest (statuses, context errors, Unknown).
+func answer(err error) error {
 	var (
 		wev *eventlog.WrongExpectedVersionError
 		sd  *eventlog.StreamDeletedError
 	)
-	if s, ok := status.FromError(err); ok {
-		return s, nil, true // already a status (e.g. errShuttingDown)
-	}
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err), nil, true
 	case errors.As(err, &sd):
-		return status.New(codes.FailedPrecondition, fmt.Sprintf("Event stream '%s' is deleted.", sd.Stream)),
-			metadata.Pairs(trException, excStreamDeleted, trStreamName, sd.Stream), true
+		return rpcerr.New(err, codes.FailedPrecondition, fmt.Sprintf("Event stream '%s' is deleted.", sd.Stream),
+			trException, excStreamDeleted, trStreamName, sd.Stream)
 	case errors.As(err, &wev):
-		return status.New(codes.FailedPrecondition, wev.Error()),
-			metadata.Pairs(
-				trException, excWrongExpected,
-				trStreamName, wev.Stream,
-				trExpectedVersion, strconv.FormatInt(expectedVersion(wev.Expected), 10),
-				trActualVersion, strconv.FormatInt(wev.Current, 10),
-			), true
+		return rpcerr.New(err, codes.FailedPrecondition, wev.Error(),
+			trException, excWrongExpected,
+			trStreamName, wev.Stream,
+			trExpectedVersion, strconv.FormatInt(expectedVersion(wev.Expected), 10),
+			trActualVersion, strconv.FormatInt(wev.Current, 10))
 	case errors.Is(err, ErrAppendTooLarge):
-		return status.New(codes.InvalidArgument, fmt.Sprintf("Maximum Append Size of %d Exceeded.", MaxAppendSize)),
-			metadata.Pairs(trException, excMaxAppendSize, trMaxAppendSize, strconv.Itoa(MaxAppendSize)), true
+		return rpcerr.New(err, codes.InvalidArgument, fmt.Sprintf("Maximum Append Size of %d Exceeded.", MaxAppendSize),
+			trException, excMaxAppendSize, trMaxAppendSize, strconv.Itoa(MaxAppendSize))
 	case errors.Is(err, ErrMissingMetadata):
-		return status.New(codes.InvalidArgument, "Required Metadata Properties Missing: type, content-type"),
-			metadata.Pairs(trException, excMissingRequiredMeta, trRequiredMetadata, "type,content-type"), true
+		return rpcerr.New(err, codes.InvalidArgument, "Required Metadata Properties Missing: type, content-type",
+			trException, excMissingRequiredMeta, trRequiredMetadata, "type,content-type")
 	case errors.Is(err, ErrInvalidRequest), errors.Is(err, eventlog.ErrInvalid):
-		return status.New(codes.InvalidArgument, err.Error()), nil, true
+		return rpcerr.New(err, codes.InvalidArgument, err.Error())
 	case errors.Is(err, eventlog.ErrStreamNotFound):
-		return status.New(codes.NotFound, err.Error()), nil, true
+		return rpcerr.New(err, codes.NotFound, err.Error())
 	case errors.Is(err, eventlog.ErrClosed):
-		return status.New(codes.Unavailable, "server is shutting down"), nil, true
-	default:
-		return status.New(codes.Unknown, err.Error()), nil, false
+		return rpcerr.New(err, codes.Unavailable, "server is shutting down")
 	}
+	return err
 }
 
 // expectedVersion is EventStoreDB's long encoding of an expected version:
@@ -97,26 +88,20 @@ func expectedVersion(e eventlog.Expected) int64 {
 
 // unaryError turns err into the status error of a unary call, setting its trailers.
 func unaryError(ctx context.Context, lg *slog.Logger, method string, err error) error {
-	st, md, known := errorStatus(err)
+	st, known := rpcerr.Unary(ctx, answer(err))
 	if !known {
 		lg.Error("esdbnode: call failed", "method", method, "err", err)
 	}
-	if md != nil {
-		_ = grpc.SetTrailer(ctx, md)
-	}
-	return st.Err()
+	return st
 }
 
 // streamError turns err into the status error of a streaming call, setting its trailers.
 func streamError(ss grpc.ServerStream, lg *slog.Logger, method string, err error) error {
-	st, md, known := errorStatus(err)
+	st, known := rpcerr.Stream(ss, answer(err))
 	if !known {
 		lg.Error("esdbnode: call failed", "method", method, "err", err)
 	}
-	if md != nil {
-		ss.SetTrailer(md)
-	}
-	return st.Err()
+	return st
 }
 
 // recoverUnary keeps a handler panic from reaching the client: it is logged

@@ -11,6 +11,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
+	"github.com/orderstore/orders/eventstore/esdbnode/internal/rpcerr"
 )
 
 // pageSize is how many records a read or subscription takes from the log at
@@ -88,7 +89,7 @@ func (h *streamsService) Append(ss streams.Streams_AppendServer) error {
 // is over, else the transport's error as is.
 func recvError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		st, _, _ := errorStatus(ctx.Err())
+		st, _, _ := rpcerr.Status(ctx.Err())
 		return st.Err()
 	}
 	return err

@@ -10,8 +10,10 @@
 // share the work and a payment stored just before a crash still gets its e-mail when a sender
 // comes back. Projections have their own groups: rebuilding them never sends mail.
 //
-// For each OrderPaid or OrderShipped event (other event types are acknowledged and ignored)
-// the handler:
+// For each OrderPaid or OrderShipped event the handler runs the steps below. Other event
+// types of the aggregate cause no notice and are acknowledged; a type the aggregate does not
+// list either (appended by a newer writer) is acknowledged too, but logged once per type and
+// counted in Stats.Unknown, so serve's /metrics shows it. For a notice, the handler:
 //
 //  1. asks the SentLog whether the event id was already sent; if so it does nothing (this is
 //     what makes a re-created group, a replay of parked messages or a redelivery silent);
@@ -41,6 +43,13 @@
 // that cannot be loaded) is marked with subscribers.Permanent and parked at once with its
 // reason. Parked events come back with ReplayParkedMessages (orders subscriptions
 // replay-parked notifications-email).
+//
+// # Sent-log
+//
+// SQLSentLog keeps the sent-log in the table sent_messages (event id, Message-ID, time sent)
+// of a SQLite or PostgreSQL database. serve opens it on the read-model database, with the two
+// pools of projections.Store.DB; OpenSentLog creates the table if it is missing. Rebuilds of
+// the read models never touch it.
 //
 // # Transports
 //

@@ -17,4 +17,6 @@ var (
 	ErrSend = errors.New("notify: send")
 	// ErrSentLog: the sent-log failed to answer or to record.
 	ErrSentLog = errors.New("notify: sent-log")
+	// ErrNotSent: the sent-log has no record of the event.
+	ErrNotSent = errors.New("notify: not in the sent-log")
 )

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,8 +19,8 @@ import (
 	"github.com/orderstore/orders/subscribers"
 )
 
-// SentLog remembers which events already had their e-mail sent. The read-model store
-// provides the real one; it must be durable before RecordSent returns.
+// SentLog remembers which events already had their e-mail sent. SQLSentLog is the real one;
+// it must be durable before RecordSent returns.
 type SentLog interface {
 	// WasSent reports whether RecordSent was called for eventID.
 	WasSent(ctx context.Context, eventID uuid.UUID) (bool, error)
@@ -41,11 +42,7 @@ const (
 // waits about seven minutes in all before it is parked, so an SMTP outage of a few minutes
 // parks nothing.
 func DefaultBackoff(attempt int) time.Duration {
-	d := 500 * time.Millisecond
-	for i := 1; i < attempt && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Second)
+	return subscribers.Exponential(attempt, 500*time.Millisecond, 30*time.Second)
 }
 
 // Config configures a Sender. Zero fields take their defaults.
@@ -138,8 +135,8 @@ func (c Config) withDefaults() Config {
 func (c Config) SubscriptionGroup() subscribers.Group {
 	c = c.withDefaults()
 	settings := subscribers.DefaultSettings("", c.MaxAttempts)
-	settings.MessageTimeout = int32(c.MessageTimeout / time.Millisecond)
-	settings.ConsumerStrategyName = esdb.ConsumerStrategyRoundRobin
+	settings.MessageTimeout = c.MessageTimeout
+	settings.Strategy = subscribers.RoundRobin
 	return subscribers.Group{
 		Name:           c.Group,
 		StreamPrefixes: []string{eventstore.StreamPrefix},
@@ -150,9 +147,10 @@ func (c Config) SubscriptionGroup() subscribers.Group {
 // Stats is a snapshot of what a Sender did since it was made.
 type Stats struct {
 	Consumer    subscribers.Stats
-	Sent        uint64 // messages sent and recorded
-	AlreadySent uint64 // events skipped because the sent-log had them
-	Failed      uint64 // handler failures (retried or parked)
+	Sent        uint64            // messages sent and recorded
+	AlreadySent uint64            // events skipped because the sent-log had them
+	Failed      uint64            // handler failures (retried or parked)
+	Unknown     map[string]uint64 // events of a type the sender has no decision for, by type (skipped)
 }
 
 // Sender sends the notices; see the package doc.
@@ -169,6 +167,7 @@ type Sender struct {
 	// sentNotRecorded holds the events whose message was sent but whose RecordSent failed:
 	// their retry records without sending again.
 	sentNotRecorded map[uuid.UUID]struct{}
+	unknown         map[string]uint64 // see Stats.Unknown
 }
 
 // New makes a sender; it starts nothing. dial makes the clients of the subscription and of
@@ -188,6 +187,7 @@ func New(dial subscribers.Dial, sent SentLog, transport Transport, cfg Config) (
 		loader:    &loader{dial: dial, timeout: cfg.LoadTimeout},
 
 		sentNotRecorded: map[uuid.UUID]struct{}{},
+		unknown:         map[string]uint64{},
 	}
 	h := subscribers.Handler(s.Handle)
 	if cfg.Wrap != nil {
@@ -218,19 +218,31 @@ func (s *Sender) Run(ctx context.Context) error {
 
 // Stats returns a snapshot of the sender's counters; safe for concurrent use.
 func (s *Sender) Stats() Stats {
+	s.mu.Lock()
+	unknown := maps.Clone(s.unknown)
+	s.mu.Unlock()
 	return Stats{
 		Consumer:    s.consumer.Stats(),
 		Sent:        s.nSent.Load(),
 		AlreadySent: s.nAlready.Load(),
 		Failed:      s.nFailed.Load(),
+		Unknown:     unknown,
 	}
 }
 
-// kinds maps the event types that cause a notice to the notice.
-var kinds = map[string]Kind{
-	aggregate.TypeOrderPaid:    KindPaymentConfirmation,
-	aggregate.TypeOrderShipped: KindShippingNotice,
-}
+// kinds maps the event types that cause a notice to the notice; noNotice lists those that
+// cause none. Every type of aggregate.EventTypes is in one of the two (a test checks it): an
+// event of any other type is counted in Stats.Unknown, and its type logged once.
+var (
+	kinds = map[string]Kind{
+		aggregate.TypeOrderPaid:    KindPaymentConfirmation,
+		aggregate.TypeOrderShipped: KindShippingNotice,
+	}
+	noNotice = map[string]bool{
+		aggregate.TypeOrderPlaced:    true,
+		aggregate.TypeOrderCancelled: true,
+	}
+)
 
 // Handle is the subscribers.Handler of the sender: check the sent-log, load the order,
 // render, send, record. It is exported for tests and for running a sender under another
@@ -246,8 +258,14 @@ func (s *Sender) Handle(ctx context.Context, ev subscribers.Event) error {
 }
 
 func (s *Sender) handle(ctx context.Context, ev subscribers.Event) error {
+	if !strings.HasPrefix(ev.Stream, eventstore.StreamPrefix) {
+		return nil
+	}
 	kind, ok := kinds[ev.Type]
-	if !ok || !strings.HasPrefix(ev.Stream, eventstore.StreamPrefix) {
+	if !ok {
+		if !noNotice[ev.Type] {
+			s.skipUnknown(ev)
+		}
 		return nil
 	}
 	done, err := s.sent.WasSent(ctx, ev.ID)
@@ -289,6 +307,19 @@ func (s *Sender) record(ctx context.Context, eventID uuid.UUID, messageID string
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LoadTimeout)
 	defer cancel()
 	return s.sent.RecordSent(ctx, eventID, messageID, s.cfg.Now())
+}
+
+// skipUnknown counts an event of a type the sender has no decision for (one appended by a
+// newer writer, say), logging its type the first time.
+func (s *Sender) skipUnknown(ev subscribers.Event) {
+	s.mu.Lock()
+	s.unknown[ev.Type]++
+	first := s.unknown[ev.Type] == 1
+	s.mu.Unlock()
+	if first {
+		s.cfg.Logger.Warn("notify: skipping events of an unknown type (logged once per type, counted in /metrics)",
+			"type", ev.Type, "event", ev.ID, "stream", ev.Stream)
+	}
 }
 
 func (s *Sender) unrecorded(id uuid.UUID) bool {

@@ -3,11 +3,14 @@ package notify_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderstore/orders/internal/testutil/smtptest"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
@@ -18,7 +21,6 @@ import (
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/eventstore/esdbnode"
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
-	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/subscribers"
 	"github.com/orderstore/orders/subscribers/notify"
 )
@@ -39,7 +41,7 @@ type testEnv struct {
 	node    *esdbnode.Server
 	client  *esdb.Client
 	repo    *eventstore.Repository
-	smtp    *smtpServer
+	smtp    *smtptest.Server
 	sentURL string         // the read-model database holding the sent-log
 	sent    notify.SentLog // the test's own handle on it
 }
@@ -54,7 +56,7 @@ func newEnvWith(t *testing.T, b backend) *testEnv {
 	repo, err := eventstore.NewRepository(client, eventstore.RepositoryConfig{})
 	require.NoError(t, err)
 	url := b.newURL(t)
-	return &testEnv{node: node, client: client, repo: repo, smtp: startSMTP(t), sentURL: url, sent: openStore(t, url).SentLog()}
+	return &testEnv{node: node, client: client, repo: repo, smtp: smtptest.Start(t), sentURL: url, sent: openSentLog(t, url)}
 }
 
 func (e *testEnv) sentCount(t testing.TB) int { return sentCount(t, e.sentURL) }
@@ -127,7 +129,7 @@ func (e *testEnv) runSender(t *testing.T, tr notify.Transport, cfg notify.Config
 		require.NoError(t, err)
 	}
 	// Each sender has its own store, as if in its own process.
-	return e.runSenderWith(t, openStore(t, e.sentURL).SentLog(), tr, cfg)
+	return e.runSenderWith(t, openSentLog(t, e.sentURL), tr, cfg)
 }
 
 // runSenderWith is runSender with a given sent-log.
@@ -173,7 +175,7 @@ func (e *testEnv) waitIdle(t testing.TB, group string) {
 	})
 }
 
-func countBy(msgs []received, key func(received) string) map[string]int {
+func countBy(msgs []smtptest.Message, key func(smtptest.Message) string) map[string]int {
 	out := map[string]int{}
 	for _, m := range msgs {
 		out[key(m)]++
@@ -181,8 +183,8 @@ func countBy(msgs []received, key func(received) string) map[string]int {
 	return out
 }
 
-func atLeast(n int) func([]received, int) bool {
-	return func(msgs []received, _ int) bool { return len(msgs) >= n }
+func atLeast(n int) func([]smtptest.Message, int) bool {
+	return func(msgs []smtptest.Message, _ int) bool { return len(msgs) >= n }
 }
 
 func TestSenderSendsOneMailPerEvent(t *testing.T) {
@@ -215,7 +217,7 @@ func senderSendsOneMailPerEvent(t *testing.T, e *testEnv) {
 	msgs = e.smtp.Messages()
 	require.Len(t, msgs, 7, "one payment confirmation per paid order, one shipping notice per shipped order")
 
-	byID := map[string]received{}
+	byID := map[string]smtptest.Message{}
 	for _, m := range msgs {
 		byID[m.MessageID] = m
 	}
@@ -248,11 +250,11 @@ func senderSendsOneMailPerEvent(t *testing.T, e *testEnv) {
 func TestSenderSMTPOutage(t *testing.T) {
 	tests := []struct {
 		name    string
-		outage  func(s *smtpServer)
-		restore func(t *testing.T, s *smtpServer)
+		outage  func(s *smtptest.Server)
+		restore func(t *testing.T, s *smtptest.Server)
 	}{
-		{"connection refused", func(s *smtpServer) { s.Stop() }, func(t *testing.T, s *smtpServer) { s.Restart(t) }},
-		{"421 at the greeting", func(s *smtpServer) { s.SetTempFail(true) }, func(_ *testing.T, s *smtpServer) { s.SetTempFail(false) }},
+		{"connection refused", func(s *smtptest.Server) { s.Stop() }, func(t *testing.T, s *smtptest.Server) { s.Restart(t) }},
+		{"421 at the greeting", func(s *smtptest.Server) { s.SetTempFail(true) }, func(_ *testing.T, s *smtptest.Server) { s.SetTempFail(false) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,7 +278,7 @@ func TestSenderSMTPOutage(t *testing.T) {
 			stop()
 			msgs := e.smtp.Messages()
 			require.Len(t, msgs, n, "none twice")
-			perOrder := countBy(msgs, func(m received) string { return m.OrderID })
+			perOrder := countBy(msgs, func(m smtptest.Message) string { return m.OrderID })
 			for _, o := range orders {
 				assert.Equal(t, 1, perOrder[o.ID], "order %s", o.ID)
 			}
@@ -322,7 +324,7 @@ func TestSenderParksPermanentFailureAndReplays(t *testing.T) {
 	stop()
 	msgs = e.smtp.Messages()
 	require.Len(t, msgs, 2)
-	perOrder := countBy(msgs, func(m received) string { return m.OrderID })
+	perOrder := countBy(msgs, func(m smtptest.Message) string { return m.OrderID })
 	assert.Equal(t, 1, perOrder[bad.ID])
 	assert.Equal(t, 1, perOrder[good.ID])
 	assert.Zero(t, e.info(t, notify.DefaultGroup).Stats.ParkedMessagesCount)
@@ -377,7 +379,7 @@ func recreatedGroupSendsNothingAgain(t *testing.T, e *testEnv) {
 	stop2()
 	msgs := e.smtp.Messages()
 	require.Len(t, msgs, n+1)
-	assert.Len(t, countBy(msgs, func(m received) string { return m.MessageID }), n+1)
+	assert.Len(t, countBy(msgs, func(m smtptest.Message) string { return m.MessageID }), n+1)
 	assert.Equal(t, uint64(1), s2.Stats().Sent)
 }
 
@@ -409,7 +411,7 @@ func twoSendersShareTheGroup(t *testing.T, e *testEnv) {
 	stop2()
 	msgs := e.smtp.Messages()
 	require.Len(t, msgs, n)
-	assert.Len(t, countBy(msgs, func(m received) string { return m.MessageID }), n)
+	assert.Len(t, countBy(msgs, func(m smtptest.Message) string { return m.MessageID }), n)
 	a, b := s1.Stats().Sent, s2.Stats().Sent
 	t.Logf("sender 1 sent %d, sender 2 sent %d", a, b)
 	assert.Equal(t, uint64(n), a+b)
@@ -451,7 +453,7 @@ func TestNewValidates(t *testing.T) {
 	dial := subscribers.DialString("esdb://127.0.0.1:1?tls=false")
 	tr, err := notify.NewFileTransport(t.TempDir())
 	require.NoError(t, err)
-	sent := openStore(t, filepath.Join(t.TempDir(), "s.db")).SentLog()
+	sent := openSentLog(t, filepath.Join(t.TempDir(), "s.db"))
 	tests := []struct {
 		name string
 		f    func() error
@@ -509,27 +511,43 @@ func TestRecordFailureDoesNotResend(t *testing.T) {
 	assert.Equal(t, uint64(3), st.Failed)
 }
 
-// TestRebuildSendsNothing: rebuilding every projection (from position zero, in the store that
-// also holds the sent-log) while the sender runs sends no mail and leaves the sent-log alone.
-func TestRebuildSendsNothing(t *testing.T) {
-	e := newEnv(t)
-	const n = 3
-	for i := range n {
-		o := e.place(t, fmt.Sprintf("c%d@example.com", i))
-		e.pay(t, o)
+func TestDefaultBackoff(t *testing.T) {
+	for attempt, want := range map[int]time.Duration{
+		1: 500 * time.Millisecond, 2: time.Second, 6: 16 * time.Second, 7: 30 * time.Second, 100: 30 * time.Second,
+	} {
+		if got := notify.DefaultBackoff(attempt); got != want {
+			t.Errorf("DefaultBackoff(%d) = %v, want %v", attempt, got, want)
+		}
 	}
-	s, stop := e.runSender(t, nil, notify.Config{})
-	e.smtp.WaitFor(t, waitLong, "the mails", atLeast(n))
-	e.waitIdle(t, notify.DefaultGroup)
+}
 
-	store := openStore(t, e.sentURL)
-	res, err := store.Rebuild(t.Context(), e.client, projections.Names(), nil)
+// TestEveryEventTypeHasADecision: the sender decides for every event type of the aggregate
+// whether it causes a notice; a new type fails here until it is given one.
+func TestEveryEventTypeHasADecision(t *testing.T) {
+	for _, typ := range aggregate.EventTypes() {
+		if _, _, known := notify.Decision(typ); !known {
+			t.Errorf("event type %s: the sender neither notifies it nor lists it as causing no notice", typ)
+		}
+	}
+}
+
+// TestUnknownEventTypeIsCountedAndLoggedOnce: an event of a type the sender does not know is
+// skipped (nil, so it is acked), counted by type in Stats.Unknown, and logged once per type.
+func TestUnknownEventTypeIsCountedAndLoggedOnce(t *testing.T) {
+	var logs esdbnodetest.Buffer
+	tr, err := notify.NewTransport("", t.TempDir())
 	require.NoError(t, err)
-	t.Logf("rebuild: %+v", res)
-	e.waitIdle(t, notify.DefaultGroup)
-	stop()
-	assert.Len(t, e.smtp.Messages(), n)
-	assert.Equal(t, n, e.sentCount(t))
-	assert.Equal(t, uint64(n), s.Stats().Sent)
-	assert.Zero(t, s.Stats().AlreadySent, "the sender's group saw nothing again")
+	s, err := notify.New(subscribers.DialString("esdb://127.0.0.1:1?tls=false"), openSentLog(t, filepath.Join(t.TempDir(), "s.db")), tr,
+		notify.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	ev := func(typ string) subscribers.Event {
+		return subscribers.Event{ID: uuid.New(), Stream: eventstore.StreamName(uuid.NewString()), Type: typ, Data: []byte(`{}`)}
+	}
+	for _, typ := range []string{"OrderRefunded", "OrderRefunded", "OrderReturned", aggregate.TypeOrderPlaced} {
+		require.NoError(t, s.Handle(t.Context(), ev(typ)))
+	}
+	assert.Equal(t, map[string]uint64{"OrderRefunded": 2, "OrderReturned": 1}, s.Stats().Unknown)
+	assert.Equal(t, 1, strings.Count(logs.String(), "type=OrderRefunded"), "logged once: %s", logs.String())
+	assert.Equal(t, 1, strings.Count(logs.String(), "type=OrderReturned"), "logged once: %s", logs.String())
+	assert.Zero(t, s.Stats().Failed)
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderstore/orders/internal/testutil/smtptest"
+
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,7 +28,7 @@ func testMessage(to string) notify.Message {
 		ID:      notify.MessageID(notify.KindPaymentConfirmation, id, "orders.local"),
 		From:    "orders@localhost",
 		To:      to,
-		Subject: "Payment received for order 1",
+		Subject: "Payment smtptest.Message for order 1",
 		Date:    paidAt,
 		Body:    "Hello,\n\nthanks – ünïcode too.\n",
 		EventID: id,
@@ -67,18 +69,18 @@ func TestClassify(t *testing.T) {
 func TestSMTPTransportErrors(t *testing.T) {
 	tests := []struct {
 		name      string
-		setup     func(t *testing.T, s *smtpServer)
+		setup     func(t *testing.T, s *smtptest.Server)
 		to        string
 		permanent bool
 	}{
-		{"recipient rejected 550", func(_ *testing.T, s *smtpServer) { s.SetRejectRcpt("bad@example.com", true) }, "bad@example.com", true},
-		{"greeting refused 421", func(_ *testing.T, s *smtpServer) { s.SetTempFail(true) }, "ok@example.com", false},
-		{"connection refused", func(_ *testing.T, s *smtpServer) { s.Stop() }, "ok@example.com", false},
-		{"malformed address", func(*testing.T, *smtpServer) {}, "not an address", true},
+		{"recipient rejected 550", func(_ *testing.T, s *smtptest.Server) { s.SetRejectRcpt("bad@example.com", true) }, "bad@example.com", true},
+		{"greeting refused 421", func(_ *testing.T, s *smtptest.Server) { s.SetTempFail(true) }, "ok@example.com", false},
+		{"connection refused", func(_ *testing.T, s *smtptest.Server) { s.Stop() }, "ok@example.com", false},
+		{"malformed address", func(*testing.T, *smtptest.Server) {}, "not an address", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startSMTP(t)
+			s := smtptest.Start(t)
 			tr, err := notify.NewSMTPTransport(notify.SMTPConfig{URL: s.URL(), Timeout: 5 * time.Second})
 			require.NoError(t, err)
 			tt.setup(t, s)
@@ -108,11 +110,11 @@ func TestSMTPTransportDelivers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var s *smtpServer
+			var s *smtptest.Server
 			if tt.tls != nil {
-				s = startSMTP(t, tt.tls)
+				s = smtptest.Start(t, tt.tls)
 			} else {
-				s = startSMTP(t)
+				s = smtptest.Start(t)
 			}
 			tr, err := notify.NewSMTPTransport(notify.SMTPConfig{URL: s.URL(), TLSConfig: tt.client})
 			require.NoError(t, err)

@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/orderstore/orders/cmd/orders/statusweb"
-	"github.com/orderstore/orders/eventstore/esdbnode/webui/browsertest"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest/browsertest"
 )
 
 // fakeFigures is a Figures whose answer the test sets.

@@ -60,7 +60,8 @@ var (
 	descSince      = prometheus.NewDesc("orders_subscriber_seconds_since_last_handled", "Seconds since the subscriber last handled an event (absent if never).", subLabels, nil)
 	descHandled    = prometheus.NewDesc("orders_subscriber_handled_total", "Events the subscriber handled and acked.", subLabels, nil)
 	descRetried    = prometheus.NewDesc("orders_subscriber_retried_total", "Events the subscriber nacked for a retry.", subLabels, nil)
-	subscriberDesc = []*prometheus.Desc{descLag, descPosition, descHead, descParked, descConnected, descStalled, descSince, descHandled, descRetried}
+	descUnknown    = prometheus.NewDesc("orders_subscriber_unknown_events_total", "Events the subscriber skipped because it does not know their type, by type.", append(subLabels, "type"), nil)
+	subscriberDesc = []*prometheus.Desc{descLag, descPosition, descHead, descParked, descConnected, descStalled, descSince, descHandled, descRetried, descUnknown}
 )
 
 // subscriberCollector reports the Server's last evaluation of the subscribers.
@@ -92,6 +93,9 @@ func (c *subscriberCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descHandled, prometheus.CounterValue, float64(st.Handled), lv...)
 		ch <- prometheus.MustNewConstMetric(descRetried, prometheus.CounterValue, float64(st.Retried), lv...)
+		for typ, n := range st.Unknown {
+			ch <- prometheus.MustNewConstMetric(descUnknown, prometheus.CounterValue, float64(n), st.Name, st.Kind, typ)
+		}
 	}
 }
 

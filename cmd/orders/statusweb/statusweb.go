@@ -79,6 +79,9 @@ type SubscriberStatus struct {
 	Parked        uint64
 	Connected     bool
 	LastError     string
+	// Unknown counts, by type, the events it skipped because it does not know their type
+	// (appended by a newer writer): /metrics shows them, so they are not silently lost.
+	Unknown map[string]uint64
 }
 
 // Source reports the subscribers; the lead adapts projections and senders.

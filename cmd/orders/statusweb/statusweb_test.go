@@ -72,7 +72,8 @@ var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 func twoSubscribers() []statusweb.SubscriberStatus {
 	return []statusweb.SubscriberStatus{
 		{Name: "order-summaries", Kind: statusweb.KindProjection, Position: 90, Head: 100, Lag: 10, Handled: 90, Connected: true, LastHandledAt: t0},
-		{Name: "paid-mail", Kind: statusweb.KindSender, Position: 100, Head: 100, Lag: 0, Handled: 12, Retried: 2, Parked: 1, Connected: true, LastHandledAt: t0.Add(-time.Hour)},
+		{Name: "paid-mail", Kind: statusweb.KindSender, Position: 100, Head: 100, Lag: 0, Handled: 12, Retried: 2, Parked: 1, Connected: true, LastHandledAt: t0.Add(-time.Hour),
+			Unknown: map[string]uint64{"OrderRefunded": 3}},
 	}
 }
 
@@ -329,6 +330,11 @@ func TestMetrics(t *testing.T) {
 				t.Fatalf("%s{name=%q} = %v, want %v", tc.family, tc.name, got, tc.want)
 			}
 		})
+	}
+	unknown := fams["orders_subscriber_unknown_events_total"].GetMetric()
+	if len(unknown) != 1 || labelValue(unknown[0], "name") != "paid-mail" || labelValue(unknown[0], "type") != "OrderRefunded" ||
+		unknown[0].GetCounter().GetValue() != 3 {
+		t.Errorf("orders_subscriber_unknown_events_total = %v, want paid-mail's 3 OrderRefunded only", unknown)
 	}
 	if fams["orders_append_seconds"].GetType() != dto.MetricType_HISTOGRAM {
 		t.Errorf("orders_append_seconds is %v, want a histogram", fams["orders_append_seconds"].GetType())

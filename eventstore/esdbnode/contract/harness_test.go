@@ -48,13 +48,7 @@ func newTarget(t *testing.T) *target {
 // dial opens an official client on a connection string.
 func dial(t *testing.T, connStr string) *esdb.Client {
 	t.Helper()
-	cfg, err := esdb.ParseConnectionString(connStr)
-	require.NoError(t, err, "parse connection string %q", connStr)
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return esdbnodetest.Dial(t, connStr)
 }
 
 // withParams appends query parameters to a connection string.

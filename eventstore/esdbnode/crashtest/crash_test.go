@@ -2,7 +2,6 @@ package crashtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
@@ -67,25 +68,8 @@ type node struct {
 	cmd    *exec.Cmd
 	addr   string
 	stdin  io.WriteCloser
-	stderr *lockedBuffer
+	stderr *esdbnodetest.Buffer
 	done   chan struct{} // closed when the process has been waited for
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startNode runs the node on dir and waits for READY.
@@ -95,7 +79,7 @@ func startNode(t *testing.T, dir string) *node {
 	require.NoError(t, err)
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"=1", envDir+"="+dir, envAddr+"=127.0.0.1:0")
-	n := &node{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	n := &node{cmd: cmd, stderr: &esdbnodetest.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = n.stderr
 	n.stdin, err = cmd.StdinPipe()
 	require.NoError(t, err)
@@ -146,10 +130,7 @@ func (n *node) kill(t *testing.T) {
 // client connects the official client to the node.
 func (n *node) client(t *testing.T) *esdb.Client {
 	t.Helper()
-	cfg, err := esdb.ParseConnectionString("esdb://" + n.addr + "?tls=false")
-	require.NoError(t, err)
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
+	c, err := esdbnodetest.NewClient("esdb://" + n.addr + "?tls=false")
 	require.NoError(t, err)
 	return c
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstore/orders/eventstore/esdbnode"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 )
 
 const crashChildEnv = "PSUB_CRASHTEST_CHILD_DIR"
@@ -111,10 +112,7 @@ func startCrashNode(t *testing.T, dir string) *crashNode {
 	}
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
 	require.True(t, ok, "child said %q", line)
-	cfg, err := esdb.ParseConnectionString("esdb://" + addr + "?tls=false")
-	require.NoError(t, err)
-	cfg.Logger = esdb.NoopLogging()
-	client, err := esdb.NewClient(cfg)
+	client, err := esdbnodetest.NewClient("esdb://" + addr + "?tls=false")
 	require.NoError(t, err)
 	n := &crashNode{cmd: cmd, client: client}
 	t.Cleanup(func() { n.kill() })

@@ -22,7 +22,8 @@ func startEngine(t *testing.T, tick time.Duration) (*eventlog.Log, persistent.Pe
 	t.Helper()
 	log, err := eventlog.Open(t.TempDir(), eventlog.Options{})
 	require.NoError(t, err)
-	svc := psub.New(log, psub.Options{Tick: tick})
+	svc, err := psub.New(log, psub.Options{Tick: tick})
+	require.NoError(t, err)
 	require.NoError(t, svc.Start())
 	gs := grpc.NewServer()
 	persistent.RegisterPersistentSubscriptionsServer(gs, svc)
@@ -82,4 +83,15 @@ func TestEngineTickDrivesTimeoutsAndParking(t *testing.T) {
 	})
 	// Three expiries need at least two full ticks: >= 2s with the default.
 	assert.Less(t, time.Since(start), 1500*time.Millisecond, "the injected tick, not the 1s default, drove the timeouts")
+}
+
+func TestNewValidatesOptions(t *testing.T) {
+	log, err := eventlog.Open(t.TempDir(), eventlog.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = log.Close() })
+	_, err = psub.New(log, psub.Options{Tick: -time.Second})
+	require.ErrorIs(t, err, psub.ErrInvalidOptions)
+	svc, err := psub.New(log, psub.Options{})
+	require.NoError(t, err, "zero options take the defaults")
+	require.NoError(t, svc.Close())
 }

@@ -32,17 +32,10 @@ func startNode(t *testing.T) (*esdbnode.Server, *esdb.Client) {
 	return srv, esdbnodetest.Client(t, srv)
 }
 
-// startNodeAt runs a node on dir; the caller closes it (also at cleanup).
+// startNodeAt runs a node on dir; the caller may close it (also closed at cleanup).
 func startNodeAt(t *testing.T, dir string) (*esdbnode.Server, *esdb.Client) {
 	t.Helper()
-	srv, err := esdbnode.New(esdbnode.Config{Addr: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv := esdbnodetest.StartAt(t, "127.0.0.1:0", dir)
 	return srv, esdbnodetest.Client(t, srv)
 }
 

@@ -60,12 +60,39 @@ import (
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 )
 
-// Options configures the engine.
+// Options configures the engine. Zero fields take the defaults given.
 type Options struct {
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
-	Tick   time.Duration    // timer for timeouts and checkpoints; 0: 1s
+	Tick   time.Duration    // timer for timeouts and checkpoints; 0: DefaultTick
 	NewID  func() uuid.UUID // ids of the events the engine writes; nil: uuid.New
+}
+
+// DefaultTick is the engine's timer period when Options.Tick is zero.
+const DefaultTick = time.Second
+
+// Validate reports whether o can be used (zero values are fine: they take defaults).
+func (o Options) Validate() error {
+	if o.Tick < 0 {
+		return fmt.Errorf("%w: tick %v", ErrInvalidOptions, o.Tick)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Tick == 0 {
+		o.Tick = DefaultTick
+	}
+	if o.NewID == nil {
+		o.NewID = uuid.New
+	}
+	return o
 }
 
 // Service implements the PersistentSubscriptions gRPC service over a log.
@@ -87,39 +114,19 @@ type Service struct {
 
 var _ persistent.PersistentSubscriptionsServer = (*Service)(nil)
 
-// New returns an engine over log; it starts nothing.
-func New(log *eventlog.Log, opts Options) *Service {
+// New returns an engine over log; it validates opts and starts nothing.
+func New(log *eventlog.Log, opts Options) (*Service, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{log: log, opts: opts, baseCtx: ctx, cancelBase: cancel, groups: map[string]*group{}}
+	return &Service{log: log, opts: opts.withDefaults(), baseCtx: ctx, cancelBase: cancel, groups: map[string]*group{}}, nil
 }
 
-func (s *Service) now() time.Time {
-	if s.opts.Now != nil {
-		return s.opts.Now()
-	}
-	return time.Now()
-}
-
-func (s *Service) newID() uuid.UUID {
-	if s.opts.NewID != nil {
-		return s.opts.NewID()
-	}
-	return uuid.New()
-}
-
-func (s *Service) tick() time.Duration {
-	if s.opts.Tick > 0 {
-		return s.opts.Tick
-	}
-	return time.Second
-}
-
-func (s *Service) logger() *slog.Logger {
-	if s.opts.Logger != nil {
-		return s.opts.Logger
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func (s *Service) now() time.Time       { return s.opts.Now() }
+func (s *Service) newID() uuid.UUID     { return s.opts.NewID() }
+func (s *Service) tick() time.Duration  { return s.opts.Tick }
+func (s *Service) logger() *slog.Logger { return s.opts.Logger }
 
 // Start loads the groups from the config stream and starts them.
 func (s *Service) Start() error {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/orderstore/orders/eventstore/esdbnode/webui/browsertest"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest/browsertest"
 )
 
 // css names a CSS selector for chromedp queries.

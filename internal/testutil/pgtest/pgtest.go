@@ -1,4 +1,4 @@
-// Package pgtest gives tests a fresh PostgreSQL schema of their own.
+// Package pgtest gives tests a fresh PostgreSQL schema of their own (see internal/testutil).
 //
 // Contract: URL is the server tests use: env ORDERS_TEST_POSTGRES (which .ci/run
 // sets), else postgres://postgres@127.0.0.1:5432/test?sslmode=disable. Schema
