@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstore/orders/eventstore"
@@ -19,13 +21,39 @@ type RunnerConfig struct {
 	// Projections to run; nil means all of Names().
 	Projections []string
 	// Consumer is the template of every consumer's configuration; its Group is set per
-	// projection (GroupName(name) on $all, filtered by the order-stream prefix) unless
-	// Consumer.Group.Settings is given, which is then used for every group.
+	// projection (GroupName(name) on $all, filtered by the order-stream prefix) with
+	// Consumer.Group.Settings if given, else GroupSettings. Zero BufferSize, MaxBatch and
+	// BatchWait take the projections' defaults (DefaultBufferSize, DefaultMaxBatch, no
+	// wait), not the subscribers package's.
 	Consumer subscribers.Config
 	// Wrap, if set, wraps each projection's batch handler (middleware, fault injection).
 	Wrap func(name string, h subscribers.BatchHandler) subscribers.BatchHandler
 	// Logger, nil → discard.
 	Logger *slog.Logger
+}
+
+// Batch sizing. A batch costs about one transaction whatever its size, so batches are
+// sized by the backlog: the consumer takes whatever has arrived while the previous batch
+// was applied (up to DefaultMaxBatch) without waiting for more. Caught up, an event is
+// applied alone as soon as it arrives; behind, batches grow to hundreds or thousands of
+// events and the rate grows with them. The in-flight window (DefaultBufferSize) and the
+// group's read and buffer sizes (GroupSettings) let a backlog reach the consumer in
+// batches that large.
+const (
+	DefaultBufferSize = 2048
+	DefaultMaxBatch   = 1024
+)
+
+// GroupSettings are the creation settings of a projection's group: subscribers'
+// defaults for a consumer making maxAttempts attempts, with reads and buffers large enough
+// for backlog-sized batches, and checkpoints every second or every 2,000 events.
+func GroupSettings(maxAttempts int) esdb.PersistentSubscriptionSettings {
+	s := subscribers.DefaultSettings("", maxAttempts)
+	s.ReadBatchSize = 1000
+	s.HistoryBufferSize = 4000
+	s.LiveBufferSize = 4000
+	s.CheckpointUpperBound = 2000
+	return s
 }
 
 // Runner runs one subscribers.Consumer per projection, each on its own persistent
@@ -60,10 +88,24 @@ func NewRunner(store *Store, dial subscribers.Dial, cfg RunnerConfig) (*Runner, 
 			h = cfg.Wrap(n, h)
 		}
 		c := cfg.Consumer
+		if c.BufferSize == 0 {
+			c.BufferSize = DefaultBufferSize
+		}
+		if c.MaxBatch == 0 {
+			c.MaxBatch = DefaultMaxBatch
+		}
+		if c.BatchWait == 0 {
+			c.BatchWait = -1
+		}
+		settings := cfg.Consumer.Group.Settings
+		if settings == nil {
+			gs := GroupSettings(cmp.Or(c.MaxAttempts, subscribers.DefaultMaxAttempts))
+			settings = &gs
+		}
 		c.Group = subscribers.Group{
 			Name:           GroupName(n),
 			StreamPrefixes: []string{eventstore.StreamPrefix},
-			Settings:       cfg.Consumer.Group.Settings,
+			Settings:       settings,
 		}
 		if c.Logger == nil {
 			c.Logger = logger.With("projection", n)

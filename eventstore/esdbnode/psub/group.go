@@ -151,7 +151,7 @@ func (g *group) start() error {
 		g.nextRead = g.cfg.StartPosition
 		g.lastScanned = int64(g.cfg.StartPosition) - 1
 	}
-	g.lastCkTime, g.measuredAt = now, now
+	g.measuredAt = now // lastCkTime stays zero: as in EventStoreDB, the first tick may checkpoint
 	g.mu.Unlock()
 	g.wg.Add(2)
 	go g.readLoop()
