@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/orderstore/orders/eventstore"
 )
 
 // readPage is the number of events asked for per ReadAll request.
@@ -96,7 +98,7 @@ func readAll(ctx context.Context, client *esdb.Client, from uint64, page uint64,
 		}
 		stream, err := client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: start}, page)
 		if err != nil {
-			return last, counted, fmt.Errorf("%w: %w", ErrLog, err)
+			return last, counted, fmt.Errorf("%w: %w", ErrLog, eventstore.Translate(ctx, "read $all", err))
 		}
 		got := 0
 		for {
@@ -106,7 +108,7 @@ func readAll(ctx context.Context, client *esdb.Client, from uint64, page uint64,
 			}
 			if err != nil {
 				stream.Close()
-				return last, counted, fmt.Errorf("%w: %w", ErrLog, err)
+				return last, counted, fmt.Errorf("%w: %w", ErrLog, eventstore.Translate(ctx, "read $all", err))
 			}
 			got++
 			ev := re.OriginalEvent()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/orderstore/orders/eventstore"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -363,7 +365,7 @@ func (s *Store) createShadows(ctx context.Context, projs []*projection, gen stri
 func headPosition(ctx context.Context, client *esdb.Client) (uint64, error) {
 	stream, err := client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrLog, err)
+		return 0, fmt.Errorf("%w: %w", ErrLog, eventstore.Translate(ctx, "read the head of $all", err))
 	}
 	defer stream.Close()
 	re, err := stream.Recv()
@@ -371,7 +373,7 @@ func headPosition(ctx context.Context, client *esdb.Client) (uint64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrLog, err)
+		return 0, fmt.Errorf("%w: %w", ErrLog, eventstore.Translate(ctx, "read the head of $all", err))
 	}
 	if ev := re.OriginalEvent(); ev != nil {
 		return ev.Position.Commit, nil
