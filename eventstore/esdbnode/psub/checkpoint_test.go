@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 	"github.com/orderstore/orders/eventstore/esdbnode/psub"
+	"github.com/orderstore/orders/eventstore/esdbnode/wire"
 )
 
 // TestFirstTickMayCheckpoint: like EventStoreDB, whose last checkpoint time starts at the
@@ -26,7 +27,7 @@ func TestFirstTickMayCheckpoint(t *testing.T) {
 	require.NoError(t, err)
 	svc := psub.New(log, psub.Options{Tick: 10 * time.Millisecond, Now: func() time.Time { return frozen }})
 	require.NoError(t, svc.Start())
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(wire.NewCodec())) // event messages are encoded by hand
 	persistent.RegisterPersistentSubscriptionsServer(gs, svc)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 	"github.com/orderstore/orders/eventstore/esdbnode/psub"
+	"github.com/orderstore/orders/eventstore/esdbnode/wire"
 )
 
 // startEngine serves only the engine, over a real log, with a fast tick.
@@ -24,7 +25,7 @@ func startEngine(t *testing.T, tick time.Duration) (*eventlog.Log, persistent.Pe
 	require.NoError(t, err)
 	svc := psub.New(log, psub.Options{Tick: tick})
 	require.NoError(t, svc.Start())
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(wire.NewCodec())) // event messages are encoded by hand
 	persistent.RegisterPersistentSubscriptionsServer(gs, svc)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

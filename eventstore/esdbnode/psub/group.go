@@ -53,7 +53,7 @@ type client struct {
 	slots     int
 	inflight  int
 	stringIDs bool
-	queue     []*persistent.ReadResp
+	queue     []*eventMsg
 	wake      chan struct{}
 	dropped   chan struct{}
 	dropErr   error
@@ -513,7 +513,7 @@ func (g *group) connect(slots int, stringIDs bool) (*client, error) {
 }
 
 // takeQueue hands the sender the messages queued for c.
-func (g *group) takeQueue(c *client) []*persistent.ReadResp {
+func (g *group) takeQueue(c *client) []*eventMsg {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	q := c.queue
