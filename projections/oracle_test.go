@@ -46,7 +46,7 @@ func TestOracleCatchesDifferences(t *testing.T) {
 			t.Parallel()
 			srv := esdbnodetest.Start(t)
 			client := esdbnodetest.Client(t, srv)
-			appendOrders(t.Context(), t, client, 90, 2, nil)
+			appendOrders(t.Context(), t, client, 90, 2)
 			url := be.newURL(t)
 			s := rebuildInto(t, url, dialer(srv.ConnectionString()))
 			rep := checkOracle(t, "rebuilt", s, dialer(srv.ConnectionString()))
