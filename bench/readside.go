@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -530,4 +532,33 @@ func Ceiling(ctx context.Context, client *esdb.Client, path string) (RebuildResu
 	}
 	el := time.Since(start)
 	return RebuildResult{Backend: "sqlite", Events: n, Elapsed: el, EventsPerSec: float64(n) / el.Seconds()}, nil
+}
+
+// writeMarkdown appends the read-side section (nothing for a nil report).
+func (r *ReadSideReport) writeMarkdown(b *strings.Builder) {
+	if r == nil {
+		return
+	}
+	fmt.Fprintf(b, "\n### read side: projections live, %s events, load average %s at the end\n\n", rate(float64(r.Events)), r.LoadAverage)
+	b.WriteString("| database | writers | paced (orders/s) | append events/s | projections events/s | max lag (events) | p50 visible | p99 visible |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, l := range r.Live {
+		paced := "saturated"
+		if l.Rate > 0 {
+			paced = strconv.Itoa(l.Rate)
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %d | %v | %v |\n", l.Backend, l.Writers, paced, rate(l.AppendEventsPerSec),
+			rate(l.EventsPerSec), l.MaxLag, roundLatency(l.P50), roundLatency(l.P99))
+	}
+	fmt.Fprintf(b, "\n### read side: rebuild from zero, %s events\n\n| what | events/s | took | ratio to ceiling |\n|---|---:|---:|---:|\n", rate(float64(r.Events)))
+	for _, x := range append(slices.Clone(r.Rebuild), r.Ceiling) {
+		name := "rebuild, three projections, " + x.Backend
+		if x == r.Ceiling {
+			name = "ceiling: client reading $all into SQLite, one upsert per event"
+		}
+		ratio := 0.0
+		if r.Ceiling.EventsPerSec > 0 {
+			ratio = x.EventsPerSec / r.Ceiling.EventsPerSec
+		}
+		fmt.Fprintf(b, "| %s | %s | %v | %.2f |\n", name, rate(x.EventsPerSec), x.Elapsed.Round(time.Millisecond), ratio)
+	}
 }
