@@ -75,6 +75,19 @@ func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 //   - "sqlite:///abs/path", "sqlite://rel/path", a plain file path, or "" (DefaultSQLiteFile):
 //     SQLite in WAL mode with synchronous=FULL, foreign keys on and a 30 s busy timeout.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
+	s, err := open(rawURL, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open opens the database without migrating it.
+func open(rawURL string, opts ...Option) (*Store, error) {
 	s := &Store{now: time.Now, unknown: map[unknownKey]uint64{}}
 	for _, o := range opts {
 		o(s)
@@ -130,10 +143,6 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		r.SetMaxOpenConns(4)
 		r.SetMaxIdleConns(4)
 		s.d, s.w, s.r = dialectSQLite, w, r
-	}
-	if err := s.migrate(ctx); err != nil {
-		_ = s.Close()
-		return nil, err
 	}
 	return s, nil
 }
