@@ -1,7 +1,6 @@
 package psub_test
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -9,12 +8,9 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 	"github.com/orderstore/orders/eventstore/esdbnode/psub"
-	"github.com/orderstore/orders/eventstore/esdbnode/wire"
 )
 
 // TestFirstTickMayCheckpoint: like EventStoreDB, whose last checkpoint time starts at the
@@ -23,27 +19,10 @@ import (
 // whose last checkpoint time starts at zero can ever pass the time condition.
 func TestFirstTickMayCheckpoint(t *testing.T) {
 	frozen := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	log, err := eventlog.Open(t.TempDir(), eventlog.Options{})
-	require.NoError(t, err)
-	svc := psub.New(log, psub.Options{Tick: 10 * time.Millisecond, Now: func() time.Time { return frozen }})
-	require.NoError(t, svc.Start())
-	gs := grpc.NewServer(grpc.ForceServerCodecV2(wire.NewCodec())) // event messages are encoded by hand
-	persistent.RegisterPersistentSubscriptionsServer(gs, svc)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = gs.Serve(ln) }()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-		require.NoError(t, svc.Close())
-		require.NoError(t, log.Close())
-	})
-	raw := persistent.NewPersistentSubscriptionsClient(conn)
+	log, raw := startEngine(t, psub.Options{Tick: 10 * time.Millisecond, Now: func() time.Time { return frozen }})
 
 	s, g := "ck-stream", "ck-group"
-	_, err = log.Append(t.Context(), s, eventlog.Expected{}, []eventlog.Proposed{{ID: uuid.New(), Type: "T", IsJSON: true, Data: []byte(`{}`)}})
+	_, err := log.Append(t.Context(), s, eventlog.Expected{}, []eventlog.Proposed{{ID: uuid.New(), Type: "T", IsJSON: true, Data: []byte(`{}`)}})
 	require.NoError(t, err)
 	req := rawCreate(s, g, "RoundRobin")
 	req.Options.Settings.MinCheckpointCount = 1
