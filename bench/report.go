@@ -26,6 +26,8 @@ type Report struct {
 	// OrderFlowCatchUp is how long after the order flow's timed part the
 	// projections had applied every event.
 	OrderFlowCatchUp time.Duration `json:"orderFlowProjectionsCatchUpNs"`
+	// ReadSide: the projections live and rebuilding against the ceiling (see ReadSide).
+	ReadSide *ReadSideReport `json:"readSide,omitempty"`
 }
 
 // ReportOptions are the options that shaped the figures.
@@ -273,6 +275,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, n := range r.NotRun {
 		fmt.Fprintf(&b, "\n**%s: not run.** %s.\n", n.Workload, n.Reason)
 	}
+	r.ReadSide.writeMarkdown(&b)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

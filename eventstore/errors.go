@@ -218,3 +218,10 @@ func clientCode(err error) (esdb.ErrorCode, bool) {
 	}
 	return code, true
 }
+
+// Translate is translate for the packages that call the official client themselves (the
+// projections' reads of $all): the client's error becomes one of this package's sentinels
+// (ErrUnavailable, ErrStreamNotFound, ErrEventStore, ...) with the client's text, or ctx's
+// error when ctx is done, so that no client error type escapes through them. op names
+// the operation in the message. Translate(ctx, op, nil) is nil.
+func Translate(ctx context.Context, op string, err error) error { return translate(ctx, op, err) }

@@ -10,6 +10,11 @@ import (
 	"github.com/orderstore/orders/subscribers"
 )
 
+// liveAttempts is how many times a batch is applied in fresh transactions when another
+// process changed the same rows meanwhile (ErrConcurrentUpdate) before the error goes to
+// the consumer loop, which retries it later.
+const liveAttempts = 3
+
 // Apply applies delivered events to the projection name in one transaction, together with
 // its checkpoint row: either all of it commits or nothing does. Events already applied are
 // ignored (duplicates); an event whose predecessor in its order stream is not applied yet
@@ -35,16 +40,63 @@ func (s *Store) Handler(name string) (subscribers.BatchHandler, error) {
 	return func(ctx context.Context, evs []subscribers.Event) error { return s.Apply(ctx, name, evs) }, nil
 }
 
+// decodeBatch keeps the order events of evs, decoded once each, sorted by (stream,
+// revision): within an order the revision order is kept, and across orders the order of
+// application does not matter. Unknown event types are noted for projection name.
+func (s *Store) decodeBatch(name string, evs []event) ([]decoded, error) {
+	out := make([]decoded, 0, len(evs))
+	for _, ev := range evs {
+		id, ok := orderID(ev.Stream)
+		if !ok {
+			continue // not an order stream: nothing of ours
+		}
+		e, known, err := decodeEvent(ev)
+		if err != nil {
+			return nil, subscribers.Permanent(err)
+		}
+		if !known {
+			s.noteUnknown(name, ev.Type)
+		}
+		out = append(out, decoded{event: ev, id: id, e: e})
+	}
+	if !slices.IsSortedFunc(out, compareDecoded) {
+		slices.SortStableFunc(out, compareDecoded)
+	}
+	return out, nil
+}
+
+func compareDecoded(a, b decoded) int {
+	if c := cmp.Compare(a.Stream, b.Stream); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Revision, b.Revision)
+}
+
 func (s *Store) applyLive(ctx context.Context, p *projection, evs []event) error {
+	in, err := s.decodeBatch(p.name, evs)
+	if err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.applyLiveOnce(ctx, p, in)
+		if !errors.Is(err, ErrConcurrentUpdate) || attempt == liveAttempts || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) applyLiveOnce(ctx context.Context, p *projection, in []decoded) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("projections: %s: begin: %w", p.name, err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	x := &execer{d: s.d, tx: tx}
-	applied, maxPos, err := applyEvents(ctx, x, p, func(t string) string { return t }, evs)
+	a := newApplier(x, p, func(t string) string { return t })
+	a.live = true
+	applied, maxPos, err := a.apply(ctx, in)
 	if err != nil {
-		return err
+		return wrapApplyError(p.name, err)
 	}
 	if applied > 0 {
 		_, err := x.exec(ctx, `INSERT INTO projection_positions (name, position, events_applied, last_applied_at) VALUES (?, ?, ?, ?)
@@ -62,50 +114,14 @@ ON CONFLICT (name) DO UPDATE SET
 	return nil
 }
 
-// applyEvents applies evs in order through one batch of p and flushes it. It returns how
-// many events changed the model and the highest position among them.
-func applyEvents(ctx context.Context, x *execer, p *projection, tn func(string) string, evs []event) (int64, uint64, error) {
-	// Order rows are locked in (stream, revision) order, so that concurrent batches of
-	// several processes touching the same orders do not deadlock; within an order the
-	// revision order is kept, and across orders the order of application does not matter.
-	if !slices.IsSortedFunc(evs, compareEvents) {
-		evs = slices.SortedStableFunc(slices.Values(evs), compareEvents)
+// wrapApplyError makes a malformed event permanent (parked) and keeps the retryable ones
+// recognisable.
+func wrapApplyError(name string, err error) error {
+	switch {
+	case errors.Is(err, ErrMalformedEvent):
+		return subscribers.Permanent(err)
+	case errors.Is(err, ErrOutOfOrder):
+		return err
 	}
-	b := p.newBatch(tn)
-	var applied int64
-	var maxPos uint64
-	for _, ev := range evs {
-		if _, ok := orderID(ev.Stream); !ok {
-			continue // not an order stream: nothing of ours
-		}
-		e, err := decode(ev)
-		if err != nil {
-			return 0, 0, subscribers.Permanent(err)
-		}
-		ok, err := b.apply(ctx, x, ev, e)
-		if err != nil {
-			if errors.Is(err, ErrMalformedEvent) {
-				return 0, 0, subscribers.Permanent(err)
-			}
-			if errors.Is(err, ErrOutOfOrder) {
-				return 0, 0, err
-			}
-			return 0, 0, fmt.Errorf("projections: %s: apply %s@%d: %w", p.name, ev.Stream, ev.Revision, err)
-		}
-		if ok {
-			applied++
-			maxPos = max(maxPos, ev.Position)
-		}
-	}
-	if err := b.flush(ctx, x); err != nil {
-		return 0, 0, fmt.Errorf("projections: %s: write totals: %w", p.name, err)
-	}
-	return applied, maxPos, nil
-}
-
-func compareEvents(a, b event) int {
-	if c := cmp.Compare(a.Stream, b.Stream); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Revision, b.Revision)
+	return fmt.Errorf("projections: %s: %w", name, err)
 }

@@ -11,13 +11,21 @@
 //   - Each projection applies a batch of events and records its checkpoint row
 //     (projection_positions) in ONE transaction: the consumer loop acks only after the
 //     commit, so a crash either loses the whole batch (redelivered later) or nothing.
+//   - A batch is applied per batch, not per event: each event is decoded once, the
+//     per-order rows the batch touches are loaded with one query per table, the events are
+//     folded into them in memory (one fold for the three projections, fold.go), each touched
+//     row is written once (multi-row statements) and each totals key gets one delta.
 //   - Per-order ordering: every projection keeps, per order, the stream revision it has
 //     applied (order_summaries.applied_revision, customer_orders_state,
 //     daily_revenue_state). An event with revision <= applied is a duplicate and ignored;
 //     revision > applied+1 fails with ErrOutOfOrder (retryable: its predecessor is in flight
-//     and the loop redelivers it later); exactly applied+1 is applied. The update is
-//     conditional ("WHERE applied_revision = r-1"), so concurrent transactions of several
-//     processes on one PostgreSQL cannot both apply an event.
+//     and the loop redelivers it later); exactly applied+1 is applied. The write is
+//     conditional on the revision the batch loaded ("WHERE applied_revision = loaded"; a
+//     new row is inserted ON CONFLICT DO NOTHING), and on PostgreSQL the loaded rows are
+//     locked FOR UPDATE in order_id order, so concurrent transactions of several processes
+//     on one PostgreSQL cannot both apply an event: a write that finds another revision
+//     fails the batch with ErrConcurrentUpdate, and the batch is applied again in a fresh
+//     transaction (a few times, then the loop retries it).
 //   - Cross-order totals (customer_orders, daily_revenue) change only when the per-order row
 //     of the same projection advanced in the same transaction, so they are exact under
 //     duplicates and reordering. A batch adds its deltas in key order (no deadlocks between
@@ -25,7 +33,13 @@
 //   - A batch is all or nothing: one event out of order or failing fails the batch, and the
 //     loop (package subscribers) then handles its events one at a time.
 //   - Undecodable events fail with a subscribers.Permanent ErrMalformedEvent (parked).
-//     Unknown event types advance the revision without other effect.
+//     Unknown event types advance the revision without other effect; the store logs each
+//     unknown type once per projection (WithLogger) and counts them (UnknownEventTypes,
+//     and LiveStatus.Unknown, which serve exports as
+//     orders_subscriber_unknown_events_total{kind="projection"} beside the sender's), so
+//     that an event the read side does not know yet is visible.
+//   - Batches are sized by the backlog (see DefaultMaxBatch): caught up, an event is applied
+//     alone as soon as it arrives; behind, batches grow to up to DefaultMaxBatch events.
 //
 // # Read models
 //
@@ -67,8 +81,23 @@
 //
 // # Rebuild
 //
-// Store.Rebuild replays $all from zero with catch-up reads into shadow tables
-// "<table>_rebuild" while the live tables serve and the live consumers keep writing them,
-// then takes the write lock, applies the tail, and swaps the shadows in with the checkpoint
-// in one transaction; see Rebuild.
+// Store.Rebuild replays $all from zero with catch-up reads (pages of 8,192 events) into
+// shadow tables "<table>_rebuild", created from the current table definitions, while the
+// live tables serve and the live consumers keep writing them, then takes the write lock,
+// applies the tail, and swaps the shadows in with the checkpoint in one transaction; see
+// Rebuild. The replay folds chunks of 20,000 order events in memory and bulk-loads them:
+// large multi-row insert transactions on SQLite, COPY on PostgreSQL. Memory is bounded
+// whatever the size of the log: one chunk of events, plus the folded rows of at most
+// 50,000 orders per projection (about 25 MB each), dropped when full (rows of orders that
+// receive more events are then read back from the shadows).
+//
+// # Verification
+//
+// Package verify replays the log with the aggregate alone and compares every row of every
+// table with it (`orders projections verify`).
+//
+// # Schema
+//
+// Shipped migrations are literal SQL, never built from the table definitions; a change of
+// schema is a new migration, tested on a fresh and on an existing database.
 package projections

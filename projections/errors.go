@@ -23,3 +23,7 @@ var (
 
 // ErrNotFound: the read model holds no such row (yet).
 var ErrNotFound = errors.New("projections: not found")
+
+// ErrConcurrentUpdate: another transaction (of another process on the same PostgreSQL)
+// changed a row this batch read; the batch is rolled back and retried.
+var ErrConcurrentUpdate = errors.New("projections: concurrent update of the same order")

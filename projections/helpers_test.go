@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -52,9 +53,9 @@ func openStore(t testing.TB, url string) *projections.Store {
 // modelTables are every table of the read models (not the bookkeeping).
 var modelTables = []string{"order_summaries", "customer_orders_state", "customer_orders", "daily_revenue_state", "daily_revenue"}
 
-// dump returns every read-model table as sorted rows of text, for row-by-row comparison
-// across stores and dialects.
-func dump(t testing.TB, url string) map[string][]string {
+// rawDB opens the database at url directly (no migration), for tests that look behind
+// the store's back.
+func rawDB(t testing.TB, url string) *sql.DB {
 	t.Helper()
 	driver, dsn := "sqlite", "file:"+url+"?_pragma=busy_timeout(30000)"
 	if strings.HasPrefix(url, "postgres") {
@@ -62,41 +63,31 @@ func dump(t testing.TB, url string) map[string][]string {
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// dump returns every read-model table as sorted rows of text, for row-by-row comparison
+// across stores and dialects.
+func dump(t testing.TB, url string) map[string][]string {
+	t.Helper()
+	s := openStore(t, url)
+	snap, _, err := s.Snapshot(t.Context(), modelTables)
+	if err != nil {
 		t.Fatalf("dump: %v", err)
 	}
-	defer db.Close()
 	out := map[string][]string{}
-	for _, table := range modelTables {
-		rows, err := db.QueryContext(t.Context(), "SELECT * FROM "+table)
-		if err != nil {
-			t.Fatalf("dump %s: %v", table, err)
-		}
-		cols, _ := rows.Columns()
+	for table, rows := range snap {
 		var lines []string
-		for rows.Next() {
-			vals := make([]sql.NullString, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatalf("dump %s: %v", table, err)
-			}
-			parts := make([]string, len(cols))
-			for i, v := range vals {
-				parts[i] = cols[i] + "="
-				if v.Valid {
-					parts[i] += v.String
-				} else {
-					parts[i] += "NULL"
-				}
+		for _, r := range rows {
+			parts := make([]string, 0, len(r))
+			for _, c := range slices.Sorted(maps.Keys(r)) {
+				parts = append(parts, c+"="+r[c])
 			}
 			lines = append(lines, strings.Join(parts, " "))
 		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("dump %s: %v", table, err)
-		}
-		rows.Close()
 		slices.Sort(lines)
 		out[table] = lines
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/orderstore/orders/eventstore"
 )
 
 // readPage is the number of events asked for per ReadAll request.
@@ -47,7 +49,7 @@ func (s *Store) CountLog(ctx context.Context, client *esdb.Client) (LogHead, err
 	if err != nil {
 		return LogHead{}, err
 	}
-	last, n, readErr := readAll(ctx, client, h.Position, func(ev *esdb.RecordedEvent) (bool, error) {
+	last, n, readErr := readAll(ctx, client, h.Position, readPage, func(ev *esdb.RecordedEvent) (bool, error) {
 		_, ok := orderID(ev.StreamID) // the same streams the projections apply
 		return ok, nil
 	})
@@ -84,9 +86,9 @@ WHERE excluded.position >= log_head.position`), int64(position), orderEvents, fo
 }
 
 // readAll reads $all forwards from after position from (0: from the start) to its end, in
-// pages, calling fn for each event; fn reports whether the event counts. It returns the
+// pages of page events, calling fn for each event; fn reports whether the event counts. It returns the
 // position of the last event read (from if none) and the number of counted events.
-func readAll(ctx context.Context, client *esdb.Client, from uint64, fn func(*esdb.RecordedEvent) (bool, error)) (uint64, int64, error) {
+func readAll(ctx context.Context, client *esdb.Client, from uint64, page uint64, fn func(*esdb.RecordedEvent) (bool, error)) (uint64, int64, error) {
 	last := from
 	var counted int64
 	for {
@@ -94,9 +96,9 @@ func readAll(ctx context.Context, client *esdb.Client, from uint64, fn func(*esd
 		if last > 0 {
 			start = esdb.Position{Commit: last, Prepare: last}
 		}
-		stream, err := client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: start}, readPage)
+		stream, err := client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: start}, page)
 		if err != nil {
-			return last, counted, fmt.Errorf("%w: %w", ErrLog, err)
+			return last, counted, fmt.Errorf("%w: %w", ErrLog, eventstore.Translate(ctx, "read $all", err))
 		}
 		got := 0
 		for {
@@ -106,7 +108,7 @@ func readAll(ctx context.Context, client *esdb.Client, from uint64, fn func(*esd
 			}
 			if err != nil {
 				stream.Close()
-				return last, counted, fmt.Errorf("%w: %w", ErrLog, err)
+				return last, counted, fmt.Errorf("%w: %w", ErrLog, eventstore.Translate(ctx, "read $all", err))
 			}
 			got++
 			ev := re.OriginalEvent()
@@ -128,7 +130,7 @@ func readAll(ctx context.Context, client *esdb.Client, from uint64, fn func(*esd
 			last = p
 		}
 		stream.Close()
-		if got < readPage {
+		if uint64(got) < page {
 			return last, counted, nil
 		}
 	}

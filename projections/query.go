@@ -229,8 +229,12 @@ type Checkpoint struct {
 }
 
 // Checkpoints returns the recorded progress of every projection, in Names order.
-func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT name, position, events_applied, last_applied_at, rebuilt_at FROM projection_positions")
+func (s *Store) Checkpoints(ctx context.Context) ([]Checkpoint, error) { return checkpoints(ctx, s.r) }
+
+func checkpoints(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) ([]Checkpoint, error) {
+	rows, err := db.QueryContext(ctx, "SELECT name, position, events_applied, last_applied_at, rebuilt_at FROM projection_positions")
 	if err != nil {
 		return nil, fmt.Errorf("projections: positions: %w", err)
 	}

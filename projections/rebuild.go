@@ -2,21 +2,30 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/orderstore/orders/eventstore"
 	"golang.org/x/sync/errgroup"
 )
 
-// rebuildBatch is the number of order events applied per shadow transaction.
-const rebuildBatch = 1000
+// Rebuild sizes. Memory is bounded by one chunk of events (rebuildChunk order events,
+// their data as read) plus, per projection, the folded rows of at most rebuildCacheOrders
+// orders (a few hundred bytes each): beyond that the cache is dropped and the rows of orders
+// that receive more events are read back from the shadow tables.
+const (
+	rebuildChunk       = 20000
+	rebuildCacheOrders = 50000
+	rebuildPage        = 8192 // events per ReadAll request
+)
 
 // shadowSuffix is appended to a table's name for its rebuild shadow.
 const shadowSuffix = "_rebuild"
@@ -114,6 +123,10 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	var applied int64
 	var lastApplied uint64
 	var buf []event
+	caches := make([]map[string]*orderRow, len(projs))
+	for i := range caches {
+		caches[i] = map[string]*orderRow{}
+	}
 	report := func() {
 		pr.Elapsed = time.Since(started)
 		if secs := pr.Elapsed.Seconds(); secs > 0 {
@@ -122,49 +135,39 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 		pr.Applied = applied
 		progress(pr)
 	}
-	applyBuf := func(ctx context.Context, tx *sql.Tx) error {
+	seenUnknown := map[string]bool{}
+	// fold applies buf to every projection through x(i): decoded once, folded into the
+	// cached rows, written in bulk.
+	fold := func(ctx context.Context, in func(i int, fn func(x *execer) error) error) error {
 		if len(buf) == 0 {
 			return nil
 		}
-		x := &execer{d: s.d, tx: tx}
-		var n int64
-		for _, p := range projs {
-			c, _, err := applyEvents(ctx, x, p, shadowName, buf)
-			if err != nil {
-				return fmt.Errorf("projections: rebuild %s: %w", p.name, err)
+		evs, err := decodeAll(buf, func(t string) {
+			if !seenUnknown[t] {
+				seenUnknown[t] = true
+				s.log.Warn("rebuild skips an unknown event type: the read model does not reflect it", "type", t)
 			}
-			n = c // every projection applies every order event
-		}
-		applied += n
-		lastApplied = max(lastApplied, buf[len(buf)-1].Position)
-		buf = buf[:0]
-		return nil
-	}
-	// flush applies the buffer outside the lock: one transaction per projection, run
-	// concurrently (on PostgreSQL that overlaps their round trips; SQLite's single writer
-	// connection serialises them).
-	flush := func() error {
-		if len(buf) == 0 {
-			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("projections: rebuild: %w", err)
 		}
 		counts := make([]int64, len(projs))
 		g, gctx := errgroup.WithContext(ctx)
 		for i, p := range projs {
 			g.Go(func() error {
-				tx, err := s.w.BeginTx(gctx, nil)
-				if err != nil {
-					return fmt.Errorf("projections: rebuild: %w", err)
-				}
-				defer func() { _ = tx.Rollback() }()
-				c, _, err := applyEvents(gctx, &execer{d: s.d, tx: tx}, p, shadowName, buf)
-				if err != nil {
-					return fmt.Errorf("projections: rebuild %s: %w", p.name, err)
-				}
-				counts[i] = c
-				if err := tx.Commit(); err != nil {
-					return fmt.Errorf("projections: rebuild: %w", err)
-				}
-				return nil
+				return in(i, func(x *execer) error {
+					a := newApplier(x, p, shadowName)
+					a.fresh, a.cache = true, caches[i]
+					c, _, err := a.apply(gctx, evs)
+					if err != nil {
+						return fmt.Errorf("projections: rebuild %s: %w", p.name, err)
+					}
+					counts[i] = c
+					if len(a.cache) > rebuildCacheOrders {
+						clear(a.cache)
+					}
+					return nil
+				})
 			})
 		}
 		if err := g.Wait(); err != nil {
@@ -184,19 +187,24 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 				return false, nil
 			}
 			buf = append(buf, event{Stream: ev.StreamID, Revision: ev.EventNumber, Position: ev.Position.Commit, Type: ev.EventType, Data: ev.Data})
-			if len(buf) >= rebuildBatch {
+			if len(buf) >= rebuildChunk {
 				return true, onFull()
 			}
 			return true, nil
 		}
 	}
 
-	// Phase 1: replay without any lock.
-	last, _, err := readAll(ctx, client, 0, collect(flush))
+	// Phase 1: replay without any lock, one bulk transaction per projection and chunk, the
+	// projections concurrently (on PostgreSQL that overlaps their round trips; SQLite's
+	// single writer connection serialises them).
+	replay := func() error {
+		return fold(ctx, func(_ int, fn func(x *execer) error) error { return s.inBulkTx(ctx, fn) })
+	}
+	last, _, err := readAll(ctx, client, 0, rebuildPage, collect(replay))
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	if err := flush(); err != nil {
+	if err := replay(); err != nil {
 		return RebuildResult{}, err
 	}
 
@@ -218,8 +226,16 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 			return RebuildResult{}, fmt.Errorf("projections: rebuild: lock live tables: %w", err)
 		}
 	}
-	applyInTx := func() error { return applyBuf(ctx, tx) }
-	last, _, err = readAll(ctx, client, last, collect(applyInTx))
+	// One transaction: the projections take turns on it.
+	var txMu sync.Mutex
+	applyInTx := func() error {
+		return fold(ctx, func(_ int, fn func(x *execer) error) error {
+			txMu.Lock()
+			defer txMu.Unlock()
+			return fn(&execer{d: s.d, tx: tx})
+		})
+	}
+	last, _, err = readAll(ctx, client, last, rebuildPage, collect(applyInTx))
 	if err != nil {
 		return RebuildResult{}, err
 	}
@@ -262,6 +278,64 @@ ON CONFLICT (name) DO UPDATE SET position = excluded.position, events_applied = 
 
 func shadowName(t string) string { return t + shadowSuffix }
 
+// decodeAll decodes the order events of evs, in their order; unknown is called with the
+// type of each event of an unknown type.
+func decodeAll(evs []event, unknown func(eventType string)) ([]decoded, error) {
+	out := make([]decoded, 0, len(evs))
+	for _, ev := range evs {
+		id, ok := orderID(ev.Stream)
+		if !ok {
+			continue
+		}
+		e, known, err := decodeEvent(ev)
+		if err != nil {
+			return nil, err
+		}
+		if !known {
+			unknown(ev.Type)
+		}
+		out = append(out, decoded{event: ev, id: id, e: e})
+	}
+	return out, nil
+}
+
+// inBulkTx runs fn in a transaction of its own. On PostgreSQL the transaction is begun by
+// hand on a dedicated connection, so that fn's inserts into the shadows can use COPY.
+func (s *Store) inBulkTx(ctx context.Context, fn func(x *execer) error) error {
+	if s.d != dialectPostgres {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("projections: rebuild: %w", err)
+		}
+		defer func() { _ = tx.Rollback() }()
+		if err := fn(&execer{d: s.d, tx: tx}); err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("projections: rebuild: %w", err)
+		}
+		return nil
+	}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	rollback := func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") }
+	if err := fn(&execer{d: s.d, tx: conn, conn: conn}); err != nil {
+		rollback()
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		rollback()
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	return nil
+}
+
 // createShadows drops leftover shadows and creates fresh, empty ones.
 func (s *Store) createShadows(ctx context.Context, projs []*projection, gen string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -291,7 +365,7 @@ func (s *Store) createShadows(ctx context.Context, projs []*projection, gen stri
 func headPosition(ctx context.Context, client *esdb.Client) (uint64, error) {
 	stream, err := client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrLog, err)
+		return 0, fmt.Errorf("%w: %w", ErrLog, eventstore.Translate(ctx, "read the head of $all", err))
 	}
 	defer stream.Close()
 	re, err := stream.Recv()
@@ -299,7 +373,7 @@ func headPosition(ctx context.Context, client *esdb.Client) (uint64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrLog, err)
+		return 0, fmt.Errorf("%w: %w", ErrLog, eventstore.Translate(ctx, "read the head of $all", err))
 	}
 	if ev := re.OriginalEvent(); ev != nil {
 		return ev.Position.Commit, nil

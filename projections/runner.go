@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,13 +20,39 @@ type RunnerConfig struct {
 	// Projections to run; nil means all of Names().
 	Projections []string
 	// Consumer is the template of every consumer's configuration; its Group is set per
-	// projection (GroupName(name) on $all, filtered by the order-stream prefix) unless
-	// Consumer.Group.Settings is given, which is then used for every group.
+	// projection (GroupName(name) on $all, filtered by the order-stream prefix) with
+	// Consumer.Group.Settings if given, else GroupSettings. Zero BufferSize, MaxBatch and
+	// BatchWait take the projections' defaults (DefaultBufferSize, DefaultMaxBatch, no
+	// wait), not the subscribers package's.
 	Consumer subscribers.Config
 	// Wrap, if set, wraps each projection's batch handler (middleware, fault injection).
 	Wrap func(name string, h subscribers.BatchHandler) subscribers.BatchHandler
 	// Logger, nil → discard.
 	Logger *slog.Logger
+}
+
+// Batch sizing. A batch costs about one transaction whatever its size, so batches are
+// sized by the backlog: the consumer takes whatever has arrived while the previous batch
+// was applied (up to DefaultMaxBatch) without waiting for more. Caught up, an event is
+// applied alone as soon as it arrives; behind, batches grow to hundreds or thousands of
+// events and the rate grows with them. The in-flight window (DefaultBufferSize) and the
+// group's read and buffer sizes (GroupSettings) let a backlog reach the consumer in
+// batches that large.
+const (
+	DefaultBufferSize = 2048
+	DefaultMaxBatch   = 1024
+)
+
+// GroupSettings are the creation settings of a projection's group: subscribers'
+// defaults for a consumer making maxAttempts attempts, with reads and buffers large enough
+// for backlog-sized batches, and checkpoints every second or every 2,000 events.
+func GroupSettings(maxAttempts int) subscribers.Settings {
+	s := subscribers.DefaultSettings("", maxAttempts)
+	s.ReadBatchSize = 1000
+	s.HistoryBufferSize = 4000
+	s.LiveBufferSize = 4000
+	s.CheckpointMax = 2000
+	return s
 }
 
 // Runner runs one subscribers.Consumer per projection, each on its own persistent
@@ -60,10 +87,24 @@ func NewRunner(store *Store, dial subscribers.Dial, cfg RunnerConfig) (*Runner, 
 			h = cfg.Wrap(n, h)
 		}
 		c := cfg.Consumer
+		if c.BufferSize == 0 {
+			c.BufferSize = DefaultBufferSize
+		}
+		if c.MaxBatch == 0 {
+			c.MaxBatch = DefaultMaxBatch
+		}
+		if c.BatchWait == 0 {
+			c.BatchWait = -1
+		}
+		settings := cfg.Consumer.Group.Settings
+		if settings == nil {
+			gs := GroupSettings(cmp.Or(c.MaxAttempts, subscribers.DefaultMaxAttempts))
+			settings = &gs
+		}
 		c.Group = subscribers.Group{
 			Name:           GroupName(n),
 			StreamPrefixes: []string{eventstore.StreamPrefix},
-			Settings:       cfg.Consumer.Group.Settings,
+			Settings:       settings,
 		}
 		if c.Logger == nil {
 			c.Logger = logger.With("projection", n)
@@ -117,6 +158,9 @@ type LiveStatus struct {
 	Retried   uint64 `json:"retried"`
 	Parked    uint64 `json:"parked"`
 	LastError string `json:"lastError,omitempty"`
+	// Unknown counts, by type, the events of a type this program does not know that the
+	// projection applied as no-ops since the store was opened (logged once per type).
+	Unknown map[string]uint64 `json:"unknownEventTypes,omitempty"`
 }
 
 // Status counts the log (see Store.CountLog) with a fresh client and returns every
@@ -139,13 +183,20 @@ func (r *Runner) Status(ctx context.Context) ([]LiveStatus, error) {
 	for _, s := range r.Stats() {
 		stats[s.Name] = s.Stats
 	}
+	unknown := map[string]map[string]uint64{}
+	for _, u := range r.store.UnknownEventTypes() {
+		if unknown[u.Projection] == nil {
+			unknown[u.Projection] = map[string]uint64{}
+		}
+		unknown[u.Projection][u.Type] = u.Count
+	}
 	out := make([]LiveStatus, 0, len(st))
 	for _, s := range st {
 		c, ok := stats[s.Name]
 		if !ok {
 			continue // not run by this runner
 		}
-		out = append(out, LiveStatus{ProjectionStatus: s, Connected: c.Connected, Handled: c.Handled, Retried: c.Retried, Parked: c.Parked, LastError: c.LastError})
+		out = append(out, LiveStatus{ProjectionStatus: s, Connected: c.Connected, Handled: c.Handled, Retried: c.Retried, Parked: c.Parked, LastError: c.LastError, Unknown: unknown[s.Name]})
 	}
 	return out, countErr
 }

@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -48,6 +50,10 @@ type Store struct {
 	w   *sql.DB // writes (SQLite: one connection, so writers queue here instead of spinning on SQLITE_BUSY)
 	r   *sql.DB // reads (SQLite: a separate pool; WAL lets readers run beside the writer)
 	now func() time.Time
+	log *slog.Logger
+
+	unknownMu sync.Mutex
+	unknown   map[unknownKey]uint64 // events of unknown types applied, per projection and type
 }
 
 // Option configures a Store.
@@ -57,6 +63,10 @@ type Option func(*Store)
 // time.Now).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
+// WithLogger sets the logger (default: discard). The store logs each unknown event type
+// once per projection.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
 // Open opens (creating it when needed) the read-model database named by rawURL and migrates
 // its schema to the current version:
 //
@@ -65,9 +75,25 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 //   - "sqlite:///abs/path", "sqlite://rel/path", a plain file path, or "" (DefaultSQLiteFile):
 //     SQLite in WAL mode with synchronous=FULL, foreign keys on and a 30 s busy timeout.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
-	s := &Store{now: time.Now}
+	s, err := open(rawURL, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open opens the database without migrating it.
+func open(rawURL string, opts ...Option) (*Store, error) {
+	s := &Store{now: time.Now, unknown: map[unknownKey]uint64{}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
@@ -117,10 +143,6 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		r.SetMaxOpenConns(4)
 		r.SetMaxIdleConns(4)
 		s.d, s.w, s.r = dialectSQLite, w, r
-	}
-	if err := s.migrate(ctx); err != nil {
-		_ = s.Close()
-		return nil, err
 	}
 	return s, nil
 }

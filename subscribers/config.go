@@ -52,6 +52,11 @@ type Settings struct {
 	CheckpointMax   int           // and at once when this many were
 	MaxSubscribers  int           // 0: unlimited
 	Strategy        string        // RoundRobin, DispatchToSingle or Pinned
+	// The group's read and buffer sizes, in events; 0 keeps the client's default. A consumer
+	// that applies backlog-sized batches wants them large enough to fill a batch.
+	ReadBatchSize     int
+	HistoryBufferSize int
+	LiveBufferSize    int
 }
 
 // client is s as the official client takes it; the buffer sizes and the rest keep the
@@ -69,6 +74,15 @@ func (s Settings) client() esdb.PersistentSubscriptionSettings {
 		c.MaxSubscriberCount = esdb.SubscriberCountUnlimited
 	}
 	c.ConsumerStrategyName = esdb.ConsumerStrategy(s.Strategy)
+	if s.ReadBatchSize > 0 {
+		c.ReadBatchSize = int32(s.ReadBatchSize)
+	}
+	if s.HistoryBufferSize > 0 {
+		c.HistoryBufferSize = int32(s.HistoryBufferSize)
+	}
+	if s.LiveBufferSize > 0 {
+		c.LiveBufferSize = int32(s.LiveBufferSize)
+	}
 	return c
 }
 

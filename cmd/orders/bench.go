@@ -40,6 +40,8 @@ type benchFlags struct {
 	node       string
 	cpuProfile string
 	mdFile     string
+
+	readSideEvents int
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -88,6 +90,9 @@ func (a *app) benchCmd() *cobra.Command {
 					"--json", "--log-level", "error"}
 			}
 			rep, err := bench.RunSuite(ctx, opts)
+			if err == nil {
+				err = a.benchReadSide(ctx, f, opts, dir, rep)
+			}
 			if rep != nil && f.mdFile != "" {
 				// What was measured before a failure is still worth keeping.
 				err = errors.Join(err, writeMarkdownFile(f.mdFile, rep))
@@ -113,6 +118,7 @@ func (a *app) benchCmd() *cobra.Command {
 	fl.StringVar(&f.dataDir, "data", "", "directory for the node's and nats-server's data (default a temporary one, removed)")
 	fl.StringVar(&f.node, "node-process", nodeChild, "run the embedded node as a child process (child: its own memory figure) or in-process (in-process: for -cpuprofile)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with --node-process in-process it covers the node)")
+	fl.IntVar(&f.readSideEvents, "read-side-events", 0, "events of the read-side section (projections live and rebuilding; default 60000, 1500 with --quick; -1: skip it)")
 	fl.StringVar(&f.mdFile, "md", "", "also write the markdown tables to this file (with --json, one run gives both)")
 	return cmd
 }

@@ -13,10 +13,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/spf13/cobra"
 
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/projections"
+	"github.com/orderstore/orders/projections/verify"
 )
 
 // envDB names the environment variable that gives the read-model database URL.
@@ -116,17 +118,17 @@ func money(minor int64, currency string) string {
 
 func (a *app) projectionsCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "projections status|rebuild",
+		Use:   "projections status|rebuild|verify",
 		Short: "Inspect and rebuild the read models",
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("unknown projections command %q (want status or rebuild)", args[0])
+				return usageErrorf("unknown projections command %q (want status, rebuild or verify)", args[0])
 			}
-			return usageErrorf("missing projections command (want status or rebuild)")
+			return usageErrorf("missing projections command (want status, rebuild or verify)")
 		},
 	}
-	cmd.AddCommand(a.projectionsStatusCmd(), a.projectionsRebuildCmd())
+	cmd.AddCommand(a.projectionsStatusCmd(), a.projectionsRebuildCmd(), a.projectionsVerifyCmd())
 	return cmd
 }
 
@@ -139,16 +141,11 @@ func (a *app) projectionsStatusCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 			defer cancel()
-			s, err := a.openStore(ctx, db)
+			s, client, closeAll, err := a.openStoreAndLog(ctx, db)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			client, err := eventstore.Connect(a.esdbURL)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
+			defer closeAll()
 			if _, err := s.CountLog(ctx, client); err != nil {
 				return &unreachableError{addr: eventstore.Address(a.esdbURL), err: err}
 			}
@@ -187,30 +184,17 @@ func (a *app) projectionsRebuildCmd() *cobra.Command {
 			"then swaps them in atomically. Projections: " + strings.Join(projections.Names(), ", ") + ".",
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var names []string
-			switch {
-			case all && len(args) == 0:
-				names = projections.Names()
-			case !all && len(args) == 1:
-				names = args
-				if !contains(projections.Names(), args[0]) {
-					return usageErrorf("unknown projection %q (want one of %s, or --all)", args[0], strings.Join(projections.Names(), ", "))
-				}
-			default:
-				return usageErrorf("want one projection name or --all")
+			names, err := projectionArgs(all, args)
+			if err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			s, err := a.openStore(ctx, db)
+			s, client, closeAll, err := a.openStoreAndLog(ctx, db)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			client, err := eventstore.Connect(a.esdbURL)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
+			defer closeAll()
 			var pr *progressPrinter
 			if !a.jsonOut {
 				pr = newProgressPrinter(a.stdout, a.now)
@@ -218,10 +202,7 @@ func (a *app) projectionsRebuildCmd() *cobra.Command {
 			res, err := s.Rebuild(ctx, client, names, pr.print)
 			pr.finish()
 			if err != nil {
-				if errors.Is(err, projections.ErrLog) {
-					return &unreachableError{addr: eventstore.Address(a.esdbURL), err: err}
-				}
-				return err
+				return a.logError(err)
 			}
 			if a.jsonOut {
 				return a.printJSON(res)
@@ -232,6 +213,110 @@ func (a *app) projectionsRebuildCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "rebuild every projection")
+	a.dbFlag(cmd, &db)
+	return cmd
+}
+
+// openStoreAndLog opens the read models and a client of the log; closeAll closes both.
+func (a *app) openStoreAndLog(ctx context.Context, db string) (*projections.Store, *esdb.Client, func(), error) {
+	s, err := a.openStore(ctx, db)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	client, err := eventstore.Connect(a.esdbURL)
+	if err != nil {
+		_ = s.Close()
+		return nil, nil, nil, err
+	}
+	return s, client, func() { _ = client.Close(); _ = s.Close() }, nil
+}
+
+// logError makes a failed read of the log say which node could not be read.
+func (a *app) logError(err error) error {
+	if errors.Is(err, projections.ErrLog) {
+		return &unreachableError{addr: eventstore.Address(a.esdbURL), err: err}
+	}
+	return err
+}
+
+// projectionArgs is the NAME|--all argument of rebuild and verify.
+func projectionArgs(all bool, args []string) ([]string, error) {
+	switch {
+	case all && len(args) == 0:
+		return projections.Names(), nil
+	case !all && len(args) == 1:
+		if !contains(projections.Names(), args[0]) {
+			return nil, usageErrorf("unknown projection %q (want one of %s, or --all)", args[0], strings.Join(projections.Names(), ", "))
+		}
+		return args, nil
+	}
+	return nil, usageErrorf("want one projection name or --all")
+}
+
+func (a *app) projectionsVerifyCmd() *cobra.Command {
+	var db string
+	var all bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "verify NAME|--all [--db URL] [--wait D]",
+		Short: "Compare every row of the read models with an independent replay of the log",
+		Long: "verify reads $all to its end and folds every order with the aggregate alone, waits until the\n" +
+			"projections have applied every event read (serve may keep running), then compares every row of\n" +
+			"their tables with what the replay gives and prints the rows that differ. Exit status 1 if any row\n" +
+			"differs, 0 if all are equal. Projections: " + strings.Join(projections.Names(), ", ") + ".",
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			names, err := projectionArgs(all, args)
+			if err != nil {
+				return err
+			}
+			if wait <= 0 {
+				return usageErrorf("bad --wait %v: must be positive", wait)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			s, client, closeAll, err := a.openStoreAndLog(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer closeAll()
+			var pr *progressPrinter
+			if !a.jsonOut {
+				pr = newProgressPrinter(a.stderr, a.now)
+			}
+			rep, err := verify.Run(ctx, s, client, verify.Config{Projections: names, Wait: wait, Progress: pr.verify})
+			pr.finish()
+			if err != nil {
+				return a.logError(err)
+			}
+			if a.jsonOut {
+				if err := a.printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				for _, d := range rep.Differences {
+					fmt.Fprintln(a.stdout, d)
+				}
+				for _, r := range rep.Refused {
+					fmt.Fprintln(a.stdout, "refused by the aggregate: "+r)
+				}
+			}
+			if n := len(rep.Differences) + len(rep.Refused); n > 0 {
+				return fmt.Errorf("verify %s: %d row(s) differ from a replay of the log up to position %d", strings.Join(names, ", "), n, rep.Position)
+			}
+			if !a.jsonOut {
+				rows := 0
+				for _, n := range rep.Rows {
+					rows += n
+				}
+				_, err = fmt.Fprintf(a.stdout, "verified %s: %d rows equal a replay of %d order events (%d orders) up to position %d\n",
+					strings.Join(names, ", "), rows, rep.OrderEvents, rep.Orders, rep.Position)
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "verify every projection")
+	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "longest wait for the projections to apply what was read")
 	a.dbFlag(cmd, &db)
 	return cmd
 }
@@ -280,6 +365,33 @@ func (p *progressPrinter) print(pr projections.Progress) {
 	p.last = now
 	line := fmt.Sprintf("%s: %s %5.1f%%  %d events read, %d applied, position %d/%d, %.0f events/s",
 		strings.Join(pr.Projections, ","), pr.Phase, 100*pr.Fraction(), pr.Read, pr.Applied, pr.Position, pr.HeadPosition, pr.Rate)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.drawn = true
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// verify draws a verification's progress, on a terminal only.
+func (p *progressPrinter) verify(pr verify.Progress) {
+	if p == nil || !p.tty {
+		return
+	}
+	now := p.now()
+	if pr.Phase == "read" && now.Sub(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = now
+	var line string
+	switch pr.Phase {
+	case "read":
+		line = fmt.Sprintf("verify: replaying the log: %d order events, position %d", pr.Read, pr.Position)
+	case "wait":
+		line = fmt.Sprintf("verify: waiting for %s: %d of %d order events applied", pr.Projection, pr.Applied, pr.Read)
+	default:
+		line = fmt.Sprintf("verify: comparing %d order events up to position %d", pr.Read, pr.Position)
+	}
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 		p.drawn = true

@@ -250,7 +250,7 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 	if dbURL == "" {
 		dbURL = filepath.Join(opts.dataDir, defaultDBFile)
 	}
-	store, err := projections.Open(ctx, dbURL)
+	store, err := projections.Open(ctx, dbURL, projections.WithLogger(logger))
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped (SIGINT/SIGTERM) while starting: a clean shutdown, nothing to close.

@@ -52,6 +52,7 @@ func (s *statusSource) Subscribers(ctx context.Context) ([]statusweb.SubscriberS
 			Parked:        p.Parked,
 			Connected:     p.Connected,
 			LastError:     p.LastError,
+			Unknown:       p.Unknown,
 		})
 	}
 	if s.sender == nil {

@@ -62,10 +62,10 @@ func checkEncoding(t *testing.T, enc *respEncoder, ev, link *eventlog.Record, po
 	for _, stringIDs := range []bool{false, true} {
 		raw := enc.event(ev, link, pos, stringIDs)
 		var got streams.ReadResp
-		require.NoError(t, proto.Unmarshal(raw.b, &got), "stringIDs=%v", stringIDs)
+		require.NoError(t, proto.Unmarshal(raw.B, &got), "stringIDs=%v", stringIDs)
 		want := refEventResp(ev, link, pos, stringIDs)
 		require.True(t, proto.Equal(want, &got), "stringIDs=%v\nwant %v\ngot  %v", stringIDs, want, &got)
-		require.Len(t, raw.b, proto.Size(want), "stringIDs=%v: same size as proto-go's encoding", stringIDs)
+		require.Len(t, raw.B, proto.Size(want), "stringIDs=%v: same size as proto-go's encoding", stringIDs)
 	}
 }
 
@@ -158,7 +158,7 @@ func TestRawCodec(t *testing.T) {
 	require.NoError(t, err)
 	wire := out.Materialize()
 	out.Free()
-	require.Equal(t, raw.b, wire, "a raw message goes out as its bytes")
+	require.Equal(t, raw.B, wire, "a raw message goes out as its bytes")
 	enc.event(&eventlog.Record{Position: 10, Stream: "other", Type: "u"}, nil, 10, false)
 	var got streams.ReadResp
 	require.NoError(t, proto.Unmarshal(wire, &got), "what the codec returned does not alias the encoder's buffer")

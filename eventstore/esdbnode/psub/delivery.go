@@ -14,7 +14,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
 	"github.com/google/uuid"
 )
 
@@ -173,7 +172,7 @@ func (g *group) connect(slots int, stringIDs bool) (*client, error) {
 }
 
 // takeQueue hands the sender the messages queued for c.
-func (g *group) takeQueue(c *client) []*persistent.ReadResp {
+func (g *group) takeQueue(c *client) []*eventMsg {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	q := c.queue

@@ -15,17 +15,18 @@ import (
 
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 	"github.com/orderstore/orders/eventstore/esdbnode/psub"
+	"github.com/orderstore/orders/eventstore/esdbnode/wire"
 )
 
-// startEngine serves only the engine, over a real log, with a fast tick.
-func startEngine(t *testing.T, tick time.Duration) (*eventlog.Log, persistent.PersistentSubscriptionsClient) {
+// startEngine serves only the engine, over a real log, with opts (a fast tick, a clock).
+func startEngine(t *testing.T, opts psub.Options) (*eventlog.Log, persistent.PersistentSubscriptionsClient) {
 	t.Helper()
 	log, err := eventlog.Open(t.TempDir(), eventlog.Options{})
 	require.NoError(t, err)
-	svc, err := psub.New(log, psub.Options{Tick: tick})
+	svc, err := psub.New(log, opts)
 	require.NoError(t, err)
 	require.NoError(t, svc.Start())
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(wire.NewCodec())) // event messages are encoded by hand
 	persistent.RegisterPersistentSubscriptionsServer(gs, svc)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -43,7 +44,7 @@ func startEngine(t *testing.T, tick time.Duration) (*eventlog.Log, persistent.Pe
 }
 
 func TestEngineTickDrivesTimeoutsAndParking(t *testing.T) {
-	log, raw := startEngine(t, 10*time.Millisecond)
+	log, raw := startEngine(t, psub.Options{Tick: 10 * time.Millisecond})
 	s, g := "tick-stream", "tick-group"
 	_, err := log.Append(t.Context(), s, eventlog.Expected{}, []eventlog.Proposed{{ID: uuid.New(), Type: "T", IsJSON: true, Data: []byte(`{}`)}})
 	require.NoError(t, err)

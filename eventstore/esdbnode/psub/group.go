@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
 	"github.com/google/uuid"
 
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
@@ -50,7 +49,7 @@ type client struct {
 	slots     int
 	inflight  int
 	stringIDs bool
-	queue     []*persistent.ReadResp
+	queue     []*eventMsg
 	wake      chan struct{}
 	dropped   chan struct{}
 	dropErr   error
@@ -148,7 +147,7 @@ func (g *group) start() error {
 		g.nextRead = g.cfg.StartPosition
 		g.lastScanned = int64(g.cfg.StartPosition) - 1
 	}
-	g.lastCkTime, g.measuredAt = now, now
+	g.measuredAt = now // lastCkTime stays zero: as in EventStoreDB, the first tick may checkpoint
 	g.mu.Unlock()
 	g.wg.Add(2)
 	go g.readLoop()

@@ -282,7 +282,7 @@ func (s *Service) Read(stream persistent.PersistentSubscriptions_ReadServer) err
 			return streamErr(stream, c.dropErr)
 		case <-c.wake:
 			for _, resp := range g.takeQueue(c) {
-				if err := stream.Send(resp); err != nil {
+				if err := stream.SendMsg(resp); err != nil {
 					return err
 				}
 			}

@@ -2,6 +2,7 @@ package psub_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +18,15 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
+	"github.com/google/uuid"
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
+	"github.com/orderstore/orders/eventstore/esdbnode/wire"
 )
 
 // psStub is the PersistentSubscriptions service without storage: the
@@ -29,9 +34,12 @@ import (
 // what the official client, gRPC, protobuf and loopback cost.
 //
 //   - preload(stream, n) declares a stream of n synthetic events, built once:
-//     one ReadResp each, with the fields the client requires (structured id,
-//     stream identifier, revision, positions, metadata type / content-type /
-//     created in .NET ticks, a small JSON payload). Groups of a stream share
+//     one log record each, with the fields the client requires (structured
+//     id, stream identifier, revision, positions, type, JSON content type,
+//     created time, a small JSON payload). Each push encodes its message with
+//     the node's own hand encoder (package wire, sent by its codec), as the
+//     node's delivery does, so that the comparison measures delivery, not
+//     encoding. Groups of a stream share
 //     them; a stream never preloaded has no events.
 //   - Create accepts any group (replacing one of the same key) and starts it
 //     at the stream's first event; Delete forgets it; GetInfo reports the
@@ -52,7 +60,7 @@ type psStub struct {
 	srv      *grpc.Server
 	lis      net.Listener
 	serveErr chan error
-	created  string // .NET ticks of every synthetic event
+	created  time.Time // creation time of every synthetic event
 
 	mu      sync.Mutex
 	streams map[string]*stubStream
@@ -65,7 +73,7 @@ type psStub struct {
 type stubStream struct {
 	name   string
 	msb    int64
-	events []*persistent.ReadResp // read-only once built
+	events []eventlog.Record // read-only once built
 }
 
 // stubLSBTag is the RFC 4122 variant (10xx) in the top bits of an id's lower
@@ -79,7 +87,7 @@ const (
 type stubGroup struct {
 	key    string
 	stream string
-	events []*persistent.ReadResp
+	events []eventlog.Record
 	msb    int64
 
 	mu       sync.Mutex
@@ -93,10 +101,10 @@ type stubGroup struct {
 // stubConn is one Read call's share of a group. Every field is guarded by
 // the group's mutex except wake.
 type stubConn struct {
-	size  int                    // buffer_size
-	free  int                    // slots not in flight
-	queue []*persistent.ReadResp // assigned, not yet sent
-	wake  chan struct{}          // capacity 1: queue is not empty
+	size  int           // buffer_size
+	free  int           // slots not in flight
+	queue []*wire.Msg   // assigned, encoded, not yet sent
+	wake  chan struct{} // capacity 1: queue is not empty
 }
 
 // startStub runs a psStub on 127.0.0.1:0 and returns it with an official
@@ -107,9 +115,9 @@ func startStub(tb testing.TB) (*psStub, *esdb.Client) {
 		srv: grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second, // the client pings every 10 s
 			PermitWithoutStream: true,
-		})),
+		}), grpc.ForceServerCodecV2(wire.NewCodec())),
 		serveErr: make(chan error, 1),
-		created:  strconv.FormatInt(time.Now().UnixNano()/100, 10),
+		created:  time.Now(),
 		streams:  make(map[string]*stubStream),
 		groups:   make(map[string]*stubGroup),
 	}
@@ -137,27 +145,16 @@ func startStub(tb testing.TB) (*psStub, *esdb.Client) {
 // preload declares stream with n synthetic events (replacing any earlier
 // declaration; groups already created keep the events they had).
 func (s *psStub) preload(stream string, n int) {
-	st := &stubStream{name: stream, msb: int64(rand.Uint64()&^0xf000 | 0x4000), events: make([]*persistent.ReadResp, n)}
-	id := &shared.StreamIdentifier{StreamName: []byte(stream)}
-	metadata := map[string]string{"type": "TestEvent", "content-type": "application/json", "created": s.created}
+	st := &stubStream{name: stream, msb: int64(rand.Uint64()&^0xf000 | 0x4000), events: make([]eventlog.Record, n)}
 	for i := range n {
-		pos := uint64(i + 1)
-		rec := &persistent.ReadResp_ReadEvent_RecordedEvent{
-			Id: &shared.UUID{Value: &shared.UUID_Structured_{Structured: &shared.UUID_Structured{
-				MostSignificantBits: st.msb, LeastSignificantBits: int64(stubLSBTag | uint64(i)),
-			}}},
-			StreamIdentifier: id,
-			StreamRevision:   uint64(i),
-			PreparePosition:  pos,
-			CommitPosition:   pos,
-			Metadata:         metadata,
-			Data:             []byte(fmt.Sprintf(`{"n":%d}`, i)),
+		var id uuid.UUID
+		binary.BigEndian.PutUint64(id[:8], uint64(st.msb))
+		binary.BigEndian.PutUint64(id[8:], stubLSBTag|uint64(i))
+		st.events[i] = eventlog.Record{
+			ID: id, Stream: stream, Revision: uint64(i), Position: uint64(i + 1),
+			Type: "TestEvent", IsJSON: true, Created: s.created,
+			Data: []byte(fmt.Sprintf(`{"n":%d}`, i)),
 		}
-		st.events[i] = &persistent.ReadResp{Content: &persistent.ReadResp_Event{Event: &persistent.ReadResp_ReadEvent{
-			Event:    rec,
-			Position: &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: pos},
-			Count:    &persistent.ReadResp_ReadEvent_RetryCount{RetryCount: 0},
-		}}}
 	}
 	s.mu.Lock()
 	s.streams[stream] = st
@@ -279,7 +276,7 @@ func (s *psStub) Read(stream persistent.PersistentSubscriptions_ReadServer) erro
 		}
 	}()
 
-	var sent []*persistent.ReadResp
+	var sent []*wire.Msg
 	for {
 		select {
 		case <-stream.Context().Done():
@@ -292,7 +289,7 @@ func (s *psStub) Read(stream persistent.PersistentSubscriptions_ReadServer) erro
 		case <-c.wake:
 			sent = g.take(c, sent)
 			for _, m := range sent {
-				if err := stream.Send(m); err != nil {
+				if err := stream.SendMsg(m); err != nil {
 					return err
 				}
 			}
@@ -359,7 +356,8 @@ func (g *stubGroup) dispatchLocked() {
 			return
 		}
 		c.free--
-		c.queue = append(c.queue, g.events[g.next])
+		ev := &g.events[g.next]
+		c.queue = append(c.queue, wire.PersistentEvent(ev, nil, ev.Position, 0, false))
 		g.next++
 		select {
 		case c.wake <- struct{}{}:
@@ -369,7 +367,7 @@ func (g *stubGroup) dispatchLocked() {
 }
 
 // take swaps c's queue for spent (a slice already sent) and returns it.
-func (g *stubGroup) take(c *stubConn, spent []*persistent.ReadResp) []*persistent.ReadResp {
+func (g *stubGroup) take(c *stubConn, spent []*wire.Msg) []*wire.Msg {
 	clear(spent)
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -2,13 +2,11 @@ package psub
 
 import (
 	"encoding/binary"
-	"strconv"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/protos/persistent"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/google/uuid"
 
-	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
+	"github.com/orderstore/orders/eventstore/esdbnode/wire"
 )
 
 // toProtoUUID encodes id structured (big-endian int64 halves of the RFC 4122
@@ -35,38 +33,11 @@ func fromProtoUUID(u *shared.UUID) (uuid.UUID, bool) {
 	return id, err == nil
 }
 
-// toRecorded converts a log record; pos is the original (link-if-present)
-// position, put on both records as a real node does.
-func toRecorded(r *eventlog.Record, pos uint64, stringIDs bool) *persistent.ReadResp_ReadEvent_RecordedEvent {
-	if r == nil {
-		return nil
-	}
-	ct := "application/octet-stream"
-	if r.IsJSON {
-		ct = "application/json"
-	}
-	return &persistent.ReadResp_ReadEvent_RecordedEvent{
-		Id:               toProtoUUID(r.ID, stringIDs),
-		StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(r.Stream)},
-		StreamRevision:   r.Revision,
-		PreparePosition:  pos,
-		CommitPosition:   pos,
-		Metadata: map[string]string{
-			"type":         r.Type,
-			"content-type": ct,
-			"created":      strconv.FormatInt(r.Created.UnixNano()/100, 10),
-		},
-		CustomMetadata: r.Metadata,
-		Data:           r.Data,
-	}
-}
+// eventMsg is an event message in the protobuf wire format, queued for a consumer.
+type eventMsg = wire.Msg
 
-// toReadResp builds the event message for m with its current retry count.
-func toReadResp(m *message, stringIDs bool) *persistent.ReadResp {
-	return &persistent.ReadResp{Content: &persistent.ReadResp_Event{Event: &persistent.ReadResp_ReadEvent{
-		Event:    toRecorded(m.event, m.pos, stringIDs),
-		Link:     toRecorded(m.link, m.pos, stringIDs),
-		Position: &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: m.pos},
-		Count:    &persistent.ReadResp_ReadEvent_RetryCount{RetryCount: int32(m.retry)},
-	}}}
+// toReadResp encodes the event message for m with its current retry count, by hand (package
+// wire, as the node's Streams reads). The server must send it with wire's codec.
+func toReadResp(m *message, stringIDs bool) *eventMsg {
+	return wire.PersistentEvent(m.event, m.link, m.pos, int32(m.retry), stringIDs)
 }
