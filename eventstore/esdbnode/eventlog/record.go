@@ -14,18 +14,17 @@ const (
 	flagJSON       = 1 << 0
 	headFlagTomb   = 1 << 0
 	headValueLen   = 17
-	prefixLog      = 'l'
+	prefixLegacy   = 'l' // record bodies of the old layout (before chunk files)
 	prefixStream   = 's'
 	prefixID       = 'i'
 	prefixHead     = 'h'
+	prefixCkpt     = 'p'
 	maxUvarintSize = binary.MaxVarintLen64
 )
 
-// appendLogKey appends the 'l' key of pos to dst.
-func appendLogKey(dst []byte, pos uint64) []byte {
-	dst = append(dst, prefixLog)
-	return binary.BigEndian.AppendUint64(dst, pos)
-}
+// metaKey holds the index's progress: the last indexed position and the
+// location just past its frame.
+var metaKey = []byte("x-indexed")
 
 // appendStreamPrefix appends prefix, the length and the name of stream.
 func appendStreamPrefix(dst []byte, prefix byte, stream string) []byte {

@@ -1,0 +1,343 @@
+package eventlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Chunk files and record frames; the format is in doc.go.
+
+const (
+	// DefaultChunkSize is the size of a chunk file when Options.ChunkSize is 0.
+	DefaultChunkSize = 64 << 20
+
+	chunkHeaderSize = 4096 // the data of a chunk starts 4 KiB-aligned
+	chunkMagic      = "ESLOGCHK"
+	chunkVersion    = 1
+	chunkPrefix     = "chunk-"
+	chunkTmpSuffix  = ".tmp"
+	minChunkSize    = chunkHeaderSize + 4096
+
+	frameHeaderSize = 25 // magic, len, crc, pos, first, rest
+	frameTrailer    = 1
+	frameOverhead   = frameHeaderSize + frameTrailer
+	frameMagic      = 0xA5
+	frameEnd        = 0x5A
+	maxPayload      = 1 << 30
+
+	// A chunk is zero-filled (and synced) ahead of the writer, fillAhead
+	// bytes at most, in steps of fillStep: syncing data written over
+	// zeros already on disk changes no file size and no block allocation.
+	// createChunk fills the first fillStep bytes itself.
+	fillAhead = 4 << 20
+	fillStep  = 256 << 10
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// loc is the location of a frame: chunk number << 32 | offset in the chunk.
+type loc uint64
+
+func makeLoc(chunk uint32, off int64) loc { return loc(uint64(chunk)<<32 | uint64(off)) }
+func (l loc) chunk() uint32               { return uint32(l >> 32) }
+func (l loc) off() int64                  { return int64(uint32(l)) }
+
+// chunkName is the file name of chunk n.
+func chunkName(n uint32) string { return fmt.Sprintf("%s%06d", chunkPrefix, n) }
+
+// parseChunkName returns n for "chunk-n"; ok false for any other name.
+func parseChunkName(name string) (uint32, bool) {
+	s, ok := strings.CutPrefix(name, chunkPrefix)
+	if !ok || len(s) < 6 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	return uint32(n), err == nil
+}
+
+// chunkHeader is the first block of a chunk file.
+type chunkHeader struct {
+	number uint32
+	size   int64 // file size including the header
+}
+
+func (h chunkHeader) encode() []byte {
+	b := make([]byte, chunkHeaderSize)
+	copy(b, chunkMagic)
+	binary.LittleEndian.PutUint32(b[8:], chunkVersion)
+	binary.LittleEndian.PutUint32(b[12:], h.number)
+	binary.LittleEndian.PutUint64(b[16:], uint64(h.size))
+	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
+	return b
+}
+
+func decodeChunkHeader(b []byte) (chunkHeader, error) {
+	if len(b) < 28 || string(b[:8]) != chunkMagic {
+		return chunkHeader{}, fmt.Errorf("%w: not a chunk header", ErrCorrupt)
+	}
+	if crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
+		return chunkHeader{}, fmt.Errorf("%w: chunk header checksum", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != chunkVersion {
+		return chunkHeader{}, fmt.Errorf("%w: chunk version %d", ErrCorrupt, v)
+	}
+	h := chunkHeader{number: binary.LittleEndian.Uint32(b[12:]), size: int64(binary.LittleEndian.Uint64(b[16:]))}
+	if h.size < minChunkSize || h.size > 1<<32-1 {
+		return chunkHeader{}, fmt.Errorf("%w: chunk size %d", ErrCorrupt, h.size)
+	}
+	return h, nil
+}
+
+// chunk is one open chunk file. Reads use ReadAt and may run concurrently
+// with the writer's WriteAt on the same file (at other offsets).
+type chunk struct {
+	chunkHeader
+	f vfs.File
+
+	// mu orders the writer's writes and the filler's zeros: the filler
+	// never writes at or past written.
+	mu      sync.Mutex
+	written int64 // end of the writer's data (or of what recovery kept)
+	filled  int64 // zeros are on disk up to here (or data is)
+}
+
+// writeData writes b at off (the writer's records).
+func (c *chunk) writeData(b []byte, off int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.f.WriteAt(b, off); err != nil {
+		return fmt.Errorf("eventlog: write %s at %d: %w", chunkName(c.number), off, err)
+	}
+	c.written = max(c.written, off+int64(len(b)))
+	c.filled = max(c.filled, c.written)
+	return nil
+}
+
+// fillStepAhead zero-fills the next fillStep bytes past what is filled,
+// up to limit, and syncs them; false when there is nothing to fill.
+func (c *chunk) fillStepAhead(zeros []byte, limit int64) (bool, error) {
+	c.mu.Lock()
+	from := max(c.filled, c.written)
+	to := min(from+int64(len(zeros)), limit, c.size)
+	if to <= from {
+		c.mu.Unlock()
+		return false, nil
+	}
+	_, err := c.f.WriteAt(zeros[:to-from], from)
+	if err == nil {
+		c.filled = to
+	}
+	c.mu.Unlock()
+	if err == nil {
+		err = c.f.SyncData()
+	}
+	if err != nil {
+		return false, fmt.Errorf("eventlog: zero-fill %s: %w", chunkName(c.number), err)
+	}
+	return true, nil
+}
+
+// readAt reads len(b) bytes at off; bytes past the end of the file (a
+// truncated chunk) read as zeros.
+func (c *chunk) readAt(b []byte, off int64) error {
+	n, err := c.f.ReadAt(b, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("eventlog: read %s at %d: %w", chunkName(c.number), off, err)
+	}
+	clear(b[n:])
+	return nil
+}
+
+// createChunk writes the header of chunk n and its first fillStep bytes of
+// zeros, synced, under a temporary name, and renames it into place: a chunk
+// file exists with a valid header or not at all.
+func createChunk(fs vfs.FS, dir string, n uint32, size int64) (*chunk, error) {
+	h := chunkHeader{number: n, size: size}
+	final := fs.PathJoin(dir, chunkName(n))
+	tmp := final + chunkTmpSuffix
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: create chunk: %w", err)
+	}
+	fail := func(err error) (*chunk, error) {
+		_ = f.Close()
+		_ = fs.Remove(tmp)
+		return nil, fmt.Errorf("eventlog: create %s: %w", chunkName(n), err)
+	}
+	if _, err := f.Write(h.encode()); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(make([]byte, min(fillStep, size-chunkHeaderSize))); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := fs.Rename(tmp, final); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(fs, dir); err != nil {
+		return nil, err
+	}
+	return openChunk(fs, dir, n)
+}
+
+// openChunk opens chunk n for reading and writing and checks its header.
+func openChunk(fs vfs.FS, dir string, n uint32) (*chunk, error) {
+	f, err := fs.OpenReadWrite(fs.PathJoin(dir, chunkName(n)), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: open %s: %w", chunkName(n), err)
+	}
+	b := make([]byte, 28)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("eventlog: %s: %w: short header (%v)", chunkName(n), ErrCorrupt, err)
+	}
+	h, err := decodeChunkHeader(b)
+	if err == nil && h.number != n {
+		err = fmt.Errorf("%w: header says chunk %d", ErrCorrupt, h.number)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("eventlog: %s: %w", chunkName(n), err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("eventlog: stat %s: %w", chunkName(n), err)
+	}
+	c := &chunk{chunkHeader: h, f: f}
+	c.filled = min(st.Size(), h.size)
+	return c, nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return fmt.Errorf("eventlog: open dir: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("eventlog: sync dir: %w", err)
+	}
+	return nil
+}
+
+// listChunks returns the numbers of the chunk files in dir, ascending, and
+// removes leftover temporary files of an interrupted createChunk.
+func listChunks(fs vfs.FS, dir string) ([]uint32, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: list %s: %w", dir, err)
+	}
+	var out []uint32
+	for _, name := range names {
+		if strings.HasPrefix(name, chunkPrefix) && strings.HasSuffix(name, chunkTmpSuffix) {
+			if err := fs.Remove(fs.PathJoin(dir, name)); err != nil {
+				return nil, fmt.Errorf("eventlog: remove %s: %w", name, err)
+			}
+			continue
+		}
+		if n, ok := parseChunkName(name); ok {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	for i, n := range out {
+		if n != uint32(i) {
+			return nil, fmt.Errorf("eventlog: %w: chunk %d missing (found %s)", ErrCorrupt, i, chunkName(n))
+		}
+	}
+	return out, nil
+}
+
+// frame is a decoded frame header.
+type frame struct {
+	n     int    // payload length
+	crc   uint32 // stored checksum
+	pos   uint64
+	first uint32 // records of the same group before this one
+	rest  uint32 // records of the same group after this one
+}
+
+func (f frame) size() int64        { return int64(f.n) + frameOverhead }
+func (f frame) groupFirst() uint64 { return f.pos - uint64(f.first) }
+
+// appendFrameHeader appends a frame header with a zero checksum; sealFrame
+// fills in rest and the checksum once the payload follows it.
+func appendFrameHeader(dst []byte, payload int, pos uint64, first uint32) []byte {
+	dst = append(dst, frameMagic)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(payload))
+	dst = binary.LittleEndian.AppendUint32(dst, 0)
+	dst = binary.LittleEndian.AppendUint64(dst, pos)
+	dst = binary.LittleEndian.AppendUint32(dst, first)
+	return binary.LittleEndian.AppendUint32(dst, 0)
+}
+
+// sealFrame sets rest and computes the checksum of the frame at the start
+// of b (header, payload and trailer present).
+func sealFrame(b []byte, rest uint32) {
+	binary.LittleEndian.PutUint32(b[21:], rest)
+	n := int(binary.LittleEndian.Uint32(b[1:]))
+	binary.LittleEndian.PutUint32(b[5:], frameChecksum(b[:frameHeaderSize], b[frameHeaderSize:frameHeaderSize+n]))
+}
+
+// frameChecksum is the CRC-32C of the header without its checksum field,
+// then the payload.
+func frameChecksum(hdr, payload []byte) uint32 {
+	c := crc32.Update(0, castagnoli, hdr[1:5])
+	c = crc32.Update(c, castagnoli, hdr[9:frameHeaderSize])
+	return crc32.Update(c, castagnoli, payload)
+}
+
+// parseFrameHeader decodes a frame header; ok false if b does not start with
+// the frame magic or the length cannot fit in limit bytes.
+func parseFrameHeader(b []byte, limit int64) (frame, bool) {
+	if len(b) < frameHeaderSize || b[0] != frameMagic {
+		return frame{}, false
+	}
+	f := frame{
+		n:     int(binary.LittleEndian.Uint32(b[1:])),
+		crc:   binary.LittleEndian.Uint32(b[5:]),
+		pos:   binary.LittleEndian.Uint64(b[9:]),
+		first: binary.LittleEndian.Uint32(b[17:]),
+		rest:  binary.LittleEndian.Uint32(b[21:]),
+	}
+	if f.n <= 0 || f.n > maxPayload || f.size() > limit || f.pos == 0 || uint64(f.first) >= f.pos {
+		return frame{}, false
+	}
+	return f, true
+}
+
+// checkFrame verifies the trailer and checksum of a frame whose header and
+// payload are in b (b[:f.size()]).
+func checkFrame(b []byte, f frame) bool {
+	end := frameHeaderSize + f.n
+	return len(b) >= end+frameTrailer && b[end] == frameEnd &&
+		frameChecksum(b[:frameHeaderSize], b[frameHeaderSize:end]) == f.crc
+}
+
+// frameSizeFor is the size of a frame carrying payload bytes.
+func frameSizeFor(payload int) int64 { return int64(payload) + frameOverhead }
+
+// filledAt returns how far c is zero-filled or written.
+func (c *chunk) filledAt() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(c.filled, c.written)
+}
