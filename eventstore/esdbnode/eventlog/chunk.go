@@ -101,7 +101,8 @@ func decodeChunkHeader(b []byte) (chunkHeader, error) {
 // with the writer's WriteAt on the same file (at other offsets).
 type chunk struct {
 	chunkHeader
-	f vfs.File
+	f        vfs.File
+	fileSize int64 // at open (recovery reads past it as zeros)
 
 	// mu orders the writer's writes and the filler's zeros: the filler
 	// never writes at or past written.
@@ -155,6 +156,13 @@ func (c *chunk) readAt(b []byte, off int64) error {
 	}
 	clear(b[n:])
 	return nil
+}
+
+// readAll reads the chunk up to its file size at open (or its size, if
+// smaller): recovery treats everything past it as zeros.
+func (c *chunk) readAll() ([]byte, error) {
+	data := make([]byte, min(c.fileSize, c.size))
+	return data, c.readAt(data, 0)
 }
 
 // createChunk writes the header of chunk n and its first fillStep bytes of
@@ -218,7 +226,7 @@ func openChunk(fs vfs.FS, dir string, n uint32) (*chunk, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("eventlog: stat %s: %w", chunkName(n), err)
 	}
-	c := &chunk{chunkHeader: h, f: f}
+	c := &chunk{chunkHeader: h, f: f, fileSize: st.Size()}
 	c.filled = min(st.Size(), h.size)
 	return c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,8 @@ type Log struct {
 	head   atomic.Uint64
 	waitCh atomic.Pointer[chan struct{}] // closed and replaced on each head advance
 	syncs  atomic.Uint64                 // group commits (fdatasync rounds) so far
+
+	droppedTail bool // Open dropped a torn group (for tests)
 }
 
 // Open opens the log stored in dir, creating it if needed: it opens the
@@ -96,10 +99,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.reqs = make(chan *request, 4*l.maxBatch)
 	ch := make(chan struct{})
 	l.waitCh.Store(&ch)
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("eventlog: %w", err)
-	}
 	if err := checkLayout(fs, dir); err != nil {
+		return nil, err
+	}
+	// The directories' own entries must be durable before anything in
+	// them is acknowledged.
+	if err := mkdirSynced(fs, fs.PathJoin(dir, indexDir)); err != nil {
 		return nil, err
 	}
 	db, err := openIndex(fs, fs.PathJoin(dir, indexDir))
@@ -123,10 +128,31 @@ func Open(dir string, opts Options) (*Log, error) {
 	return l, nil
 }
 
+// mkdirSynced creates dir and its missing parents and syncs each parent
+// directory whose entries changed.
+func mkdirSynced(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
+		return nil
+	}
+	parent := fs.PathDir(dir)
+	if parent != dir {
+		if err := mkdirSynced(fs, parent); err != nil {
+			return err
+		}
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("eventlog: %w", err)
+	}
+	return syncDir(fs, parent)
+}
+
 // checkLayout refuses a directory holding the old layout: Pebble's files
 // directly in dir.
 func checkLayout(fs vfs.FS, dir string) error {
 	names, err := fs.List(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("eventlog: list %s: %w", dir, err)
 	}
@@ -215,6 +241,23 @@ func (l *Log) recover() (logTail, error) {
 		}
 		if err != nil {
 			return logTail{}, err
+		}
+		l.droppedTail = tail.dropped
+		if keep := int(tail.end.chunk()) + 1; keep < len(chunks) {
+			// Chunks past the end hold nothing but the dropped group.
+			for n := len(chunks) - 1; n >= keep; n-- {
+				if err := chunks[n].f.Close(); err != nil {
+					return logTail{}, fmt.Errorf("eventlog: %w", err)
+				}
+				if err := l.fs.Remove(l.fs.PathJoin(l.dir, chunkName(uint32(n)))); err != nil {
+					return logTail{}, fmt.Errorf("eventlog: remove torn chunk: %w", err)
+				}
+				chunks = chunks[:n]
+				l.chunks.Store(&chunks)
+			}
+			if err := syncDir(l.fs, l.dir); err != nil {
+				return logTail{}, err
+			}
 		}
 		return tail, nil
 	}

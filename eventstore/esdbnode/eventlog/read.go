@@ -437,7 +437,7 @@ func (l *Log) scanFrom(pos uint64) (*logReader, error) {
 	}
 	r := &logReader{l: l, c: c, at: ck[i].off(), pos: i*ckptEvery + 1}
 	for r.pos < pos {
-		if _, _, err := r.frame(); err != nil {
+		if _, _, err := r.frameAt(false); err != nil {
 			return nil, err
 		}
 	}
@@ -449,7 +449,7 @@ func (r *logReader) next(pos uint64, rec *Record, a *valueArena) error {
 	if pos != r.pos {
 		return fmt.Errorf("eventlog: reader at %d, asked for %d", r.pos, pos)
 	}
-	f, payload, err := r.frame()
+	f, payload, err := r.frameAt(true)
 	if err != nil {
 		return err
 	}
@@ -467,10 +467,11 @@ func (r *logReader) window(n int64) error {
 	return r.c.readAt(r.win, r.at)
 }
 
-// frame returns the next frame and its payload (valid until the next call)
-// and moves past it.
-func (r *logReader) frame() (frame, []byte, error) {
-	for range 2 {
+// frameAt returns the next frame and its payload (valid until the next
+// call) and moves past it. Frames that are only skipped (check false) are
+// not checksummed, so that damage stays local to the records it hit.
+func (r *logReader) frameAt(check bool) (frame, []byte, error) {
+	for {
 		if r.at+frameOverhead <= r.c.size {
 			if err := r.window(frameHeaderSize); err != nil {
 				return frame{}, nil, err
@@ -488,16 +489,19 @@ func (r *logReader) frame() (frame, []byte, error) {
 	}
 	b := r.win[r.at-r.winOff:]
 	f, ok := parseFrameHeader(b, r.c.size-r.at)
-	if ok {
+	if ok && check {
 		if err := r.window(f.size()); err != nil {
 			return frame{}, nil, err
 		}
 		b = r.win[r.at-r.winOff:]
 	}
-	if !ok || !checkFrame(b, f) || f.pos != r.pos {
+	if !ok || (check && !checkFrame(b, f)) || f.pos != r.pos {
 		return frame{}, nil, fmt.Errorf("%w: %s: bad frame at offset %d (position %d)", ErrCorrupt, chunkName(r.c.number), r.at, r.pos)
 	}
 	r.at += f.size()
 	r.pos++
+	if !check {
+		return f, nil, nil
+	}
 	return f, b[frameHeaderSize : frameHeaderSize+f.n], nil
 }

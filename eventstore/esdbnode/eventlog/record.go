@@ -191,9 +191,12 @@ type valueArena struct{ buf []byte }
 func (a *valueArena) copy(b []byte) []byte {
 	if len(b) > cap(a.buf)-len(a.buf) {
 		if len(b) > arenaChunk/4 {
-			return append([]byte(nil), b...)
+			c := make([]byte, len(b))
+			copy(c, b)
+			return c
 		}
-		a.buf = make([]byte, 0, arenaChunk)
+		// Small reads take small chunks; long ones grow to arenaChunk.
+		a.buf = make([]byte, 0, min(max(2*cap(a.buf), 4*len(b), 1024), arenaChunk))
 	}
 	n := len(a.buf)
 	a.buf = append(a.buf, b...)

@@ -23,6 +23,8 @@ const sectorSize = 512
 type logTail struct {
 	next uint64 // position of the next record
 	end  loc    // where its frame goes
+
+	dropped bool // a torn group was dropped
 }
 
 // pendingRec is a record of a group not yet known to be complete.
@@ -64,17 +66,18 @@ func recoverChunks(chunks []*chunk, rb *rebuilder, meta indexMeta) (logTail, err
 	}
 	for c := start.chunk(); c <= last; c++ {
 		ch := chunks[c]
-		data := make([]byte, ch.size)
-		if err := ch.readAt(data, 0); err != nil {
+		data, err := ch.readAll()
+		if err != nil {
 			return logTail{}, err
 		}
+		n := int64(len(data)) // past n the chunk reads as zeros
 		off := int64(chunkHeaderSize)
 		if c == start.chunk() {
 			off = start.off()
 		}
 		for {
-			if off+frameOverhead > ch.size || data[off] == 0 {
-				if allZero(data[off:]) {
+			if off >= n || off+frameOverhead > ch.size || data[off] == 0 {
+				if off >= n || allZero(data[off:]) {
 					if c < last {
 						break // the writer moved on to the next chunk here
 					}
@@ -85,7 +88,7 @@ func recoverChunks(chunks []*chunk, rb *rebuilder, meta indexMeta) (logTail, err
 				}
 				return s.bad(c, off, data)
 			}
-			f, ok := parseFrameHeader(data[off:], ch.size-off)
+			f, ok := parseFrameHeader(data[off:], n-off)
 			if !ok || !checkFrame(data[off:off+f.size()], f) || !s.fits(f) {
 				return s.bad(c, off, data)
 			}
@@ -170,7 +173,7 @@ func (s *scanner) bad(c uint32, off int64, data []byte) (logTail, error) {
 		return logTail{}, fmt.Errorf("eventlog: %w: %s: bad record frame at offset %d (position %d), followed by a later group at %s offset %d: the log is damaged before its end",
 			ErrCorrupt, chunkName(c), off, s.expected, chunkName(at.chunk()), at.off())
 	}
-	if !tearEvidence(data, off, int64(len(data))) {
+	if !tearEvidence(data, off, int64(len(data))) && !s.strandedFrame(data, off, groupFirst) && !s.cutShort(c, data, off) {
 		return logTail{}, fmt.Errorf("eventlog: %w: %s: bad record frame at offset %d (position %d) without the zeroed sector of a torn write",
 			ErrCorrupt, chunkName(c), off, s.expected)
 	}
@@ -178,7 +181,8 @@ func (s *scanner) bad(c uint32, off int64, data []byte) (logTail, error) {
 }
 
 // torn drops the current group (never acknowledged: its sync did not
-// complete) and zeroes everything from its first frame on.
+// complete): it zeroes its chunk from the group's first frame on; the
+// chunks after that one are removed by Open (Log.recover).
 func (s *scanner) torn(c uint32, off int64) (logTail, error) {
 	tail := logTail{next: s.expected, end: makeLoc(c, off)}
 	if s.rest > 0 {
@@ -191,17 +195,13 @@ func (s *scanner) torn(c uint32, off int64) (logTail, error) {
 		return logTail{}, errIndexAhead
 	}
 	s.group = s.group[:0]
-	for n := tail.end.chunk(); int(n) < len(s.chunks); n++ {
-		from := int64(chunkHeaderSize)
-		if n == tail.end.chunk() {
-			from = tail.end.off()
-		}
-		if err := zeroFrom(s.chunks[n], from); err != nil {
-			return logTail{}, err
-		}
+	if err := zeroFrom(s.chunks[tail.end.chunk()], tail.end.off()); err != nil {
+		return logTail{}, err
 	}
 	s.expected, s.rest = tail.next, 0
-	return s.clean(tail.end)
+	tail, err := s.clean(tail.end)
+	tail.dropped = true
+	return tail, err
 }
 
 // laterGroup looks for a valid frame of a group after groupFirst anywhere
@@ -213,9 +213,8 @@ func (s *scanner) laterGroup(c uint32, off int64, data []byte, groupFirst uint64
 		if n == c {
 			from = off + 1
 		} else {
-			ch := s.chunks[n]
-			data = make([]byte, ch.size)
-			if err := ch.readAt(data, 0); err != nil {
+			var err error
+			if data, err = s.chunks[n].readAll(); err != nil {
 				return false, 0, err
 			}
 		}
@@ -233,6 +232,26 @@ func (s *scanner) laterGroup(c uint32, off int64, data []byte, groupFirst uint64
 		}
 	}
 	return false, 0, nil
+}
+
+// cutShort reports whether the frame at off runs past the end of its file
+// (a chunk file truncated, or extended by a write whose new size was not
+// synced).
+func (s *scanner) cutShort(c uint32, data []byte, off int64) bool {
+	end := off + frameHeaderSize
+	if f, ok := parseFrameHeader(data[off:], int64(len(data))-off); ok {
+		end = off + f.size()
+	}
+	return end > s.chunks[c].fileSize
+}
+
+// strandedFrame reports whether the frame at off is a valid frame of the
+// unfinished group groupFirst, beyond the expected position: the group's
+// earlier frames, at the end of the previous chunk, were lost (read as
+// zeros), so the group was being written when the crash came.
+func (s *scanner) strandedFrame(data []byte, off int64, groupFirst uint64) bool {
+	f, ok := parseFrameHeader(data[off:], int64(len(data))-off)
+	return ok && f.pos > s.expected && f.groupFirst() == groupFirst && checkFrame(data[off:off+f.size()], f)
 }
 
 // tearEvidence reports whether the frame at off shows what an interrupted
@@ -271,7 +290,10 @@ func allZero(b []byte) bool {
 // zeroFrom overwrites c from off to its last non-zero byte with zeros, and
 // restores the file's full size if it was cut short, then syncs.
 func zeroFrom(c *chunk, off int64) error {
-	data := make([]byte, c.size-off)
+	if off >= c.fileSize {
+		return nil
+	}
+	data := make([]byte, min(c.fileSize, c.size)-off)
 	if err := c.readAt(data, off); err != nil {
 		return err
 	}

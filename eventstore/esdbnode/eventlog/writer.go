@@ -341,13 +341,8 @@ func (w *writer) nextChunk(size int64) error {
 	}
 	n := w.cur.number + 1
 	cs := *w.l.chunks.Load()
-	if int(n) < len(cs) {
-		// Left by recovery (zeroed): used if large enough.
-		if cs[n].size >= size {
-			w.cur, w.off = cs[n], chunkHeaderSize
-			return nil
-		}
-		return fmt.Errorf("%w: %s too small for a record of %d bytes", ErrCorrupt, chunkName(n), size)
+	if int(n) < len(cs) { // recovery removes chunks past the end
+		return fmt.Errorf("%w: %s exists past the end of the log", ErrCorrupt, chunkName(n))
 	}
 	c, err := createChunk(w.l.fs, w.l.dir, n, size)
 	if err != nil {
