@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -34,12 +33,10 @@ const (
 	frameEnd        = 0x5A
 	maxPayload      = 1 << 30
 
-	// A chunk is zero-filled (and synced) ahead of the writer, fillAhead
-	// bytes at most, in steps of fillStep: syncing data written over
-	// zeros already on disk changes no file size and no block allocation.
-	// createChunk fills the first fillStep bytes itself.
-	fillAhead = 4 << 20
-	fillStep  = 256 << 10
+	// firstChunkSize caps the size of a new log's first chunk, so that a
+	// new (often small) log does not write DefaultChunkSize of zeros.
+	firstChunkSize = 4 << 20
+	fillStep       = 1 << 20 // zeros written (and synced) at a time
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -103,48 +100,14 @@ type chunk struct {
 	chunkHeader
 	f        vfs.File
 	fileSize int64 // at open (recovery reads past it as zeros)
-
-	// mu orders the writer's writes and the filler's zeros: the filler
-	// never writes at or past written.
-	mu      sync.Mutex
-	written int64 // end of the writer's data (or of what recovery kept)
-	filled  int64 // zeros are on disk up to here (or data is)
 }
 
 // writeData writes b at off (the writer's records).
 func (c *chunk) writeData(b []byte, off int64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if _, err := c.f.WriteAt(b, off); err != nil {
 		return fmt.Errorf("eventlog: write %s at %d: %w", chunkName(c.number), off, err)
 	}
-	c.written = max(c.written, off+int64(len(b)))
-	c.filled = max(c.filled, c.written)
 	return nil
-}
-
-// fillStepAhead zero-fills the next fillStep bytes past what is filled,
-// up to limit, and syncs them; false when there is nothing to fill.
-func (c *chunk) fillStepAhead(zeros []byte, limit int64) (bool, error) {
-	c.mu.Lock()
-	from := max(c.filled, c.written)
-	to := min(from+int64(len(zeros)), limit, c.size)
-	if to <= from {
-		c.mu.Unlock()
-		return false, nil
-	}
-	_, err := c.f.WriteAt(zeros[:to-from], from)
-	if err == nil {
-		c.filled = to
-	}
-	c.mu.Unlock()
-	if err == nil {
-		err = c.f.SyncData()
-	}
-	if err != nil {
-		return false, fmt.Errorf("eventlog: zero-fill %s: %w", chunkName(c.number), err)
-	}
-	return true, nil
 }
 
 // readAt reads len(b) bytes at off; bytes past the end of the file (a
@@ -165,27 +128,50 @@ func (c *chunk) readAll() ([]byte, error) {
 	return data, c.readAt(data, 0)
 }
 
-// createChunk writes the header of chunk n and its first fillStep bytes of
-// zeros, synced, under a temporary name, and renames it into place: a chunk
-// file exists with a valid header or not at all.
+// createChunk makes chunk n of the given size: prepareChunk then
+// installChunk.
 func createChunk(fs vfs.FS, dir string, n uint32, size int64) (*chunk, error) {
+	if err := prepareChunk(fs, dir, n, size, nil); err != nil {
+		return nil, err
+	}
+	return installChunk(fs, dir, n)
+}
+
+// prepareChunk writes chunk n under a temporary name: its header, then
+// zeros to its full size, synced a step at a time (so that preparing a
+// chunk in the background never leaves much dirty data for anyone's sync).
+// A chunk is thus preallocated by writing: a later fdatasync of data
+// written into it has no file size and no block allocation to write (an
+// fallocate'd extent would still need converting on its first write).
+// quit, if closed, abandons the preparation (and removes the file).
+func prepareChunk(fs vfs.FS, dir string, n uint32, size int64, quit <-chan struct{}) error {
 	h := chunkHeader{number: n, size: size}
-	final := fs.PathJoin(dir, chunkName(n))
-	tmp := final + chunkTmpSuffix
+	tmp := fs.PathJoin(dir, chunkName(n)+chunkTmpSuffix)
 	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: create chunk: %w", err)
+		return fmt.Errorf("eventlog: create chunk: %w", err)
 	}
-	fail := func(err error) (*chunk, error) {
+	fail := func(err error) error {
 		_ = f.Close()
 		_ = fs.Remove(tmp)
-		return nil, fmt.Errorf("eventlog: create %s: %w", chunkName(n), err)
+		return fmt.Errorf("eventlog: create %s: %w", chunkName(n), err)
 	}
 	if _, err := f.Write(h.encode()); err != nil {
 		return fail(err)
 	}
-	if _, err := f.Write(make([]byte, min(fillStep, size-chunkHeaderSize))); err != nil {
-		return fail(err)
+	zeros := make([]byte, min(fillStep, size-chunkHeaderSize))
+	for off := int64(chunkHeaderSize); off < size; off += fillStep {
+		select {
+		case <-quit:
+			return fail(ErrClosed)
+		default:
+		}
+		if _, err := f.Write(zeros[:min(fillStep, size-off)]); err != nil {
+			return fail(err)
+		}
+		if err := f.SyncData(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
@@ -193,8 +179,15 @@ func createChunk(fs vfs.FS, dir string, n uint32, size int64) (*chunk, error) {
 	if err := f.Close(); err != nil {
 		return fail(err)
 	}
-	if err := fs.Rename(tmp, final); err != nil {
-		return fail(err)
+	return nil
+}
+
+// installChunk renames a prepared chunk into place, syncs the directory
+// and opens it: a chunk file exists complete or not at all.
+func installChunk(fs vfs.FS, dir string, n uint32) (*chunk, error) {
+	final := fs.PathJoin(dir, chunkName(n))
+	if err := fs.Rename(final+chunkTmpSuffix, final); err != nil {
+		return nil, fmt.Errorf("eventlog: install %s: %w", chunkName(n), err)
 	}
 	if err := syncDir(fs, dir); err != nil {
 		return nil, err
@@ -226,9 +219,7 @@ func openChunk(fs vfs.FS, dir string, n uint32) (*chunk, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("eventlog: stat %s: %w", chunkName(n), err)
 	}
-	c := &chunk{chunkHeader: h, f: f, fileSize: st.Size()}
-	c.filled = min(st.Size(), h.size)
-	return c, nil
+	return &chunk{chunkHeader: h, f: f, fileSize: st.Size()}, nil
 }
 
 func syncDir(fs vfs.FS, dir string) error {
@@ -342,10 +333,3 @@ func checkFrame(b []byte, f frame) bool {
 
 // frameSizeFor is the size of a frame carrying payload bytes.
 func frameSizeFor(payload int) int64 { return int64(payload) + frameOverhead }
-
-// filledAt returns how far c is zero-filled or written.
-func (c *chunk) filledAt() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return max(c.filled, c.written)
-}

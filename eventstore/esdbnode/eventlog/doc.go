@@ -53,13 +53,14 @@
 //
 // followed by record frames, back to back from offset 4096, then zeros to
 // the end of the file. A frame that does not fit in the rest of a chunk goes
-// to the start of the next chunk; the rest stays zero. A chunk is created
-// under a temporary name with its header and first 256 KiB of zeros, synced,
-// renamed into place and its directory synced; a background goroutine then
-// keeps writing and syncing zeros up to 4 MiB ahead of the writer, so that
-// the fdatasync of an append writes data blocks only (no file size, no block
-// allocation: an fallocate'd but unwritten extent would still need its
-// metadata converted on the first write).
+// to the start of the next chunk; the rest stays zero. A chunk is written
+// whole before the writer uses it: header, then zeros to its full size,
+// synced, under a temporary name, then renamed into place and its directory
+// synced. So the fdatasync of an append writes data blocks only: no file
+// size, no block allocation (an fallocate'd but unwritten extent would
+// still need its metadata converted on the first write). When the writer
+// passes the middle of a chunk, a goroutine prepares the next one; the
+// switch then costs a rename. A new log's first chunk is at most 4 MiB.
 //
 // A frame is:
 //

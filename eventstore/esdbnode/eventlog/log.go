@@ -208,7 +208,7 @@ func (l *Log) recover() (logTail, error) {
 		if ok && meta.pos > 0 {
 			return logTail{}, fmt.Errorf("eventlog: %w: the index covers %d records but %s has no chunk files", ErrCorrupt, meta.pos, l.dir)
 		}
-		c, err := createChunk(l.fs, l.dir, 0, l.chunkSize)
+		c, err := createChunk(l.fs, l.dir, 0, min(l.chunkSize, firstChunkSize))
 		if err != nil {
 			return logTail{}, err
 		}

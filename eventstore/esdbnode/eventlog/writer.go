@@ -137,25 +137,18 @@ type writer struct {
 	meta1   [1]Proposed
 	rbuf    []byte // frame reads
 
-	fill *filler
+	prep *preparer
 }
 
 func newWriter(l *Log, tail logTail) *writer {
 	cs := *l.chunks.Load()
-	c := cs[tail.end.chunk()]
-	c.mu.Lock()
-	c.written = tail.end.off()
-	c.filled = max(c.filled, c.written)
-	c.mu.Unlock()
-	w := &writer{
-		l: l, next: tail.next, cur: c, off: tail.end.off(),
+	return &writer{
+		l: l, next: tail.next, cur: cs[tail.end.chunk()], off: tail.end.off(),
 		cache:   make(map[string]*wstate),
 		pendRev: make(map[revKey]revVal),
 		pendID:  make(map[idKey]uint64),
-		fill:    newFiller(),
+		prep:    newPreparer(l.fs, l.dir),
 	}
-	w.fill.kick(c, w.off+fillAhead)
-	return w
 }
 
 // lead runs group commits until own is answered, then hands the lead on.
@@ -269,8 +262,8 @@ func (w *writer) commit() {
 		}
 	} else if w.next != w.start {
 		w.l.publish(w.next - 1)
-		if w.off+fillAhead/2 > w.cur.filledAt() {
-			w.fill.kick(w.cur, w.off+fillAhead)
+		if w.off > w.cur.size/2 {
+			w.prep.start(w.cur.number+1, w.l.chunkSize)
 		}
 	}
 	for i, r := range w.pending {
@@ -344,7 +337,7 @@ func (w *writer) nextChunk(size int64) error {
 	if int(n) < len(cs) { // recovery removes chunks past the end
 		return fmt.Errorf("%w: %s exists past the end of the log", ErrCorrupt, chunkName(n))
 	}
-	c, err := createChunk(w.l.fs, w.l.dir, n, size)
+	c, err := w.prep.take(n, size)
 	if err != nil {
 		return err
 	}
@@ -354,8 +347,8 @@ func (w *writer) nextChunk(size int64) error {
 	return nil
 }
 
-// waitPrepared stops the filler (on Close).
-func (w *writer) waitPrepared() { w.fill.stop() }
+// waitPrepared stops the preparer (on Close).
+func (w *writer) waitPrepared() { w.prep.stop() }
 
 // apply decides r against the current states and, if it writes, adds its
 // records to the group. It reads everything it needs before writing, so an
