@@ -151,7 +151,7 @@ func TestCompareNeedsADataDir(t *testing.T) {
 
 // TestCompareFull produces the README table:
 //
-//	go test ./eventstore/esdbnode/benchmark -run TestCompareFull -compare.full -v -timeout 10m
+//	go test ./bench -run TestCompareFull -compare.full -v -timeout 10m
 func TestCompareFull(t *testing.T) {
 	if !*compareFull {
 		t.Skip("run with -compare.full to produce the README table")
@@ -163,7 +163,10 @@ func TestCompareFull(t *testing.T) {
 	}
 	rows, err := Compare(t.Context(), opts)
 	require.NoError(t, err)
+	sync, err := MeasureSync(t.TempDir(), 2000) // same disk, same run
+	require.NoError(t, err)
 	require.NoError(t, WriteMarkdown(os.Stdout, rows))
+	require.NoError(t, WriteCeiling(os.Stdout, rows, sync))
 }
 
 func TestReadAllStartsOverOnASmallLog(t *testing.T) {

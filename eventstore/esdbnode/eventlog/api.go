@@ -123,8 +123,9 @@ type StreamMetadata struct {
 
 // Options configures Open.
 type Options struct {
-	// FS is the filesystem Pebble uses; nil means the real disk (vfs.Default).
-	// Crash tests pass a crashable in-memory FS.
+	// FS is the filesystem of the chunk files and of the Pebble index; nil
+	// means the real disk (vfs.Default). Crash tests pass a crashable
+	// in-memory FS.
 	FS vfs.FS
 	// Now is the clock for Record.Created; nil means time.Now.
 	Now func() time.Time
@@ -133,6 +134,10 @@ type Options struct {
 	// NewID makes the ids of the records the log writes itself (soft-delete
 	// and un-delete metadata events, tombstones); nil means uuid.New.
 	NewID func() uuid.UUID
+	// ChunkSize is the size of each chunk file (0: DefaultChunkSize); it is
+	// rounded up to 4 KiB. A record larger than a chunk gets a chunk of its
+	// own, as large as it needs.
+	ChunkSize int64
 }
 
 // WrongExpectedVersionError says the stream was not in the expected state.

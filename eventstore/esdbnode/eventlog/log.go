@@ -2,7 +2,10 @@ package eventlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,67 +19,66 @@ import (
 const (
 	defaultMaxBatch  = 256
 	maxCachedStreams = 1 << 18
+	indexDir         = "index"
 )
 
+// ErrOldLayout says the data directory was written by a version of the log
+// that kept the events in Pebble; Open refuses it (see the package doc).
+var ErrOldLayout = errors.New("eventlog: data directory has the old layout (events in Pebble, no chunk files)")
+
 // Log is the embedded node's durable event log. It is safe for concurrent
-// use; Open starts its writer goroutine and Close stops it.
+// use. Open recovers it; appends are written by whichever caller finds the
+// log idle (see writer.go); Close waits for the current group commit.
 type Log struct {
-	db    *pebble.DB
-	now   func() time.Time
-	newID func() uuid.UUID
+	fs        vfs.FS
+	dir       string
+	db        *pebble.DB
+	now       func() time.Time
+	newID     func() uuid.UUID
+	chunkSize int64
 
 	maxBatch int
-	reqs     chan *request
+	reqs     chan *request // requests waiting for a leader
 
-	// mu guards closed: senders hold it shared while enqueueing, so that
-	// once Close has set closed no request can enter reqs unanswered.
-	mu      sync.RWMutex
+	// rw guards closed: enqueuers and readers hold it shared, so that once
+	// Close has set closed no request enters reqs unanswered and no read
+	// runs on closed files.
+	rw      sync.RWMutex
 	closed  bool
-	closing chan struct{} // closed by Close: the writer drains and exits
-	done    chan struct{} // closed when the writer has exited
+	closing chan struct{} // closed by Close
+	// lead is held by the leader, the one goroutine writing the log; it may
+	// be handed from one goroutine to the next without being unlocked.
+	lead    sync.Mutex
+	w       *writer // owned by the holder of lead
 	once    sync.Once
 	closeEr error
 
+	chunks atomic.Pointer[[]*chunk] // every chunk, by number; grows
+	ckpts  atomic.Pointer[[]loc]    // location of position i*ckptEvery+1; grows
+
 	head   atomic.Uint64
 	waitCh atomic.Pointer[chan struct{}] // closed and replaced on each head advance
-	syncs  atomic.Uint64                 // group commits (pebble syncs) so far
+	syncs  atomic.Uint64                 // group commits (fdatasync rounds) so far
+
+	droppedTail bool // Open dropped a torn group (for tests)
 }
 
-// Open opens the log stored in dir, creating it if needed, and starts the
-// writer.
+// Open opens the log stored in dir, creating it if needed: it opens the
+// index, scans the chunk files from the last indexed position (dropping a
+// torn tail, failing on corruption) and brings the index up to date.
 func Open(dir string, opts Options) (*Log, error) {
 	fs := opts.FS
 	if fs == nil {
 		fs = vfs.Default
 	}
-	po := &pebble.Options{
-		FS:                          fs,
-		FormatMajorVersion:          pebble.FormatNewest,
-		MemTableSize:                64 << 20,
-		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       4,
-		L0StopWritesThreshold:       24,
-		LBaseMaxBytes:               256 << 20,
-		Logger:                      quietLogger{},
-	}
-	po.EnsureDefaults()
-	for i := range po.Levels {
-		// Point lookups ('h', 'i', 's' by revision, 'l' by position) dominate
-		// appends; range scans ignore the filter.
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-		po.Levels[i].FilterType = pebble.TableFilter
-	}
-	db, err := pebble.Open(dir, po)
-	if err != nil {
-		return nil, fmt.Errorf("eventlog: open %s: %w", dir, err)
-	}
 	l := &Log{
-		db:       db,
-		now:      opts.Now,
-		newID:    opts.NewID,
-		maxBatch: opts.MaxBatch,
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		fs:        fs,
+		dir:       dir,
+		now:       opts.Now,
+		newID:     opts.NewID,
+		chunkSize: opts.ChunkSize,
+		maxBatch:  opts.MaxBatch,
+		closing:   make(chan struct{}),
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -87,53 +89,219 @@ func Open(dir string, opts Options) (*Log, error) {
 	if l.maxBatch <= 0 {
 		l.maxBatch = defaultMaxBatch
 	}
+	if l.chunkSize == 0 {
+		l.chunkSize = DefaultChunkSize
+	}
+	if l.chunkSize < minChunkSize || l.chunkSize > 1<<31 {
+		return nil, fmt.Errorf("%w: chunk size %d (want %d..%d)", ErrInvalid, l.chunkSize, minChunkSize, 1<<31)
+	}
+	l.chunkSize = (l.chunkSize + 4095) &^ 4095
 	l.reqs = make(chan *request, 4*l.maxBatch)
 	ch := make(chan struct{})
 	l.waitCh.Store(&ch)
-	last, err := lastPosition(db)
-	if err != nil {
-		_ = db.Close()
+	if err := checkLayout(fs, dir); err != nil {
 		return nil, err
 	}
-	l.head.Store(last)
-	w := newWriter(l, last)
-	go w.run()
+	// The directories' own entries must be durable before anything in
+	// them is acknowledged.
+	if err := mkdirSynced(fs, fs.PathJoin(dir, indexDir)); err != nil {
+		return nil, err
+	}
+	db, err := openIndex(fs, fs.PathJoin(dir, indexDir))
+	if err != nil {
+		return nil, err
+	}
+	l.db = db
+	tail, err := l.recover()
+	if err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	ckpts, err := loadCkpts(db, tail.next-1)
+	if err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	l.ckpts.Store(&ckpts)
+	l.head.Store(tail.next - 1)
+	l.w = newWriter(l, tail)
 	return l, nil
 }
 
-// lastPosition finds the highest 'l' key.
-func lastPosition(db *pebble.DB) (uint64, error) {
-	it, err := db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixLog},
-		UpperBound: []byte{prefixLog + 1},
-	})
-	if err != nil {
-		return 0, fmt.Errorf("eventlog: %w", err)
+// mkdirSynced creates dir and its missing parents and syncs each parent
+// directory whose entries changed.
+func mkdirSynced(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
+		return nil
 	}
-	defer it.Close()
-	if !it.Last() {
-		return 0, it.Error()
+	parent := fs.PathDir(dir)
+	if parent != dir {
+		if err := mkdirSynced(fs, parent); err != nil {
+			return err
+		}
 	}
-	k := it.Key()
-	if len(k) != 9 {
-		return 0, fmt.Errorf("%w: bad log key %x", ErrCorrupt, k)
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("eventlog: %w", err)
 	}
-	return decodeU64(k[1:])
+	return syncDir(fs, parent)
 }
 
-// Close stops accepting requests, lets the writer finish its current batch,
-// answers pending requests with ErrClosed and closes the store. It is
-// idempotent.
+// checkLayout refuses a directory holding the old layout: Pebble's files
+// directly in dir.
+func checkLayout(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("eventlog: list %s: %w", dir, err)
+	}
+	for _, name := range names {
+		if strings.HasPrefix(name, "MANIFEST-") || strings.HasSuffix(name, ".sst") || strings.HasPrefix(name, "marker.manifest") {
+			return fmt.Errorf("%w: %s holds %s; start with an empty data directory, or keep running the previous version on it", ErrOldLayout, dir, name)
+		}
+	}
+	return nil
+}
+
+// openIndex opens the Pebble index. Its WAL is off: the chunk files are the
+// source of truth and Open re-indexes whatever the index lost.
+func openIndex(fs vfs.FS, dir string) (*pebble.DB, error) {
+	po := &pebble.Options{
+		FS:                          fs,
+		FormatMajorVersion:          pebble.FormatNewest,
+		DisableWAL:                  true,
+		MemTableSize:                32 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		LBaseMaxBytes:               256 << 20,
+		Logger:                      quietLogger{},
+	}
+	po.EnsureDefaults()
+	for i := range po.Levels {
+		// Point lookups ('h', 'i', 's' by revision) dominate appends; range
+		// scans ignore the filter.
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		po.Levels[i].FilterType = pebble.TableFilter
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: open index %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// recover opens the chunk files, finds the end of the log and indexes what
+// the index lacks; when the index refers to records the chunks do not hold,
+// it drops the index and rebuilds it from the first chunk.
+func (l *Log) recover() (logTail, error) {
+	nums, err := listChunks(l.fs, l.dir)
+	if err != nil {
+		return logTail{}, err
+	}
+	meta, ok, err := readIndexMeta(l.db)
+	if err != nil {
+		return logTail{}, err
+	}
+	if len(nums) == 0 {
+		if ok && meta.pos > 0 {
+			return logTail{}, fmt.Errorf("eventlog: %w: the index covers %d records but %s has no chunk files", ErrCorrupt, meta.pos, l.dir)
+		}
+		c, err := createChunk(l.fs, l.dir, 0, min(l.chunkSize, firstChunkSize))
+		if err != nil {
+			return logTail{}, err
+		}
+		l.chunks.Store(&[]*chunk{c})
+		return logTail{next: 1, end: makeLoc(0, chunkHeaderSize)}, nil
+	}
+	chunks := make([]*chunk, 0, len(nums))
+	l.chunks.Store(&chunks)
+	for _, n := range nums {
+		c, err := openChunk(l.fs, l.dir, n)
+		if err != nil {
+			return logTail{}, err
+		}
+		chunks = append(chunks, c)
+		l.chunks.Store(&chunks)
+	}
+	if !ok {
+		meta = indexMeta{end: makeLoc(0, chunkHeaderSize)}
+	}
+	for attempt := 0; ; attempt++ {
+		rb := newRebuilder(l.db)
+		tail, err := recoverChunks(chunks, rb, meta)
+		rb.close()
+		if errors.Is(err, errIndexAhead) && attempt == 0 && meta.pos > 0 {
+			if err := l.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.NoSync); err != nil {
+				return logTail{}, fmt.Errorf("eventlog: drop index: %w", err)
+			}
+			meta = indexMeta{end: makeLoc(0, chunkHeaderSize)}
+			continue
+		}
+		if err != nil {
+			return logTail{}, err
+		}
+		l.droppedTail = tail.dropped
+		if keep := int(tail.end.chunk()) + 1; keep < len(chunks) {
+			// Chunks past the end hold nothing but the dropped group.
+			for n := len(chunks) - 1; n >= keep; n-- {
+				if err := chunks[n].f.Close(); err != nil {
+					return logTail{}, fmt.Errorf("eventlog: %w", err)
+				}
+				if err := l.fs.Remove(l.fs.PathJoin(l.dir, chunkName(uint32(n)))); err != nil {
+					return logTail{}, fmt.Errorf("eventlog: remove torn chunk: %w", err)
+				}
+				chunks = chunks[:n]
+				l.chunks.Store(&chunks)
+			}
+			if err := syncDir(l.fs, l.dir); err != nil {
+				return logTail{}, err
+			}
+		}
+		return tail, nil
+	}
+}
+
+// Close stops accepting requests, lets the current group commit finish,
+// answers queued requests with ErrClosed, flushes the index and closes the
+// files. It is idempotent.
 func (l *Log) Close() error {
 	l.once.Do(func() {
-		l.mu.Lock()
+		l.rw.Lock()
 		l.closed = true
-		l.mu.Unlock()
+		l.rw.Unlock()
 		close(l.closing)
-		<-l.done
-		l.closeEr = l.db.Close()
+		l.lead.Lock() // the leader sees closing and refuses the rest
+		l.refuseQueued()
+		l.w.waitPrepared()
+		err := l.db.Flush()
+		l.closeEr = errors.Join(err, l.closeFiles())
 	})
 	return l.closeEr
+}
+
+func (l *Log) closeFiles() error {
+	var errs []error
+	if cs := l.chunks.Load(); cs != nil {
+		for _, c := range *cs {
+			errs = append(errs, c.f.Close())
+		}
+	}
+	errs = append(errs, l.db.Close())
+	return errors.Join(errs...)
+}
+
+// refuseQueued answers every queued request with ErrClosed.
+func (l *Log) refuseQueued() {
+	for {
+		select {
+		case r := <-l.reqs:
+			r.finish(AppendResult{}, ErrClosed)
+		default:
+			return
+		}
+	}
 }
 
 // Head is the position of the last durable record, 0 for an empty log.
@@ -165,37 +333,14 @@ func (l *Log) Wait(ctx context.Context, after uint64) error {
 	}
 }
 
-// awaitDurable waits until pos is at or below the published head. Pebble
-// makes a batch visible before its WAL sync completes; a reader that saw
-// such a batch waits for the writer to publish it.
+// awaitDurable waits until pos is at or below the published head. The
+// index is written after the sync but before the head is published; a
+// reader that saw such an entry waits for the writer to publish it.
 func (l *Log) awaitDurable(ctx context.Context, pos uint64) error {
 	if pos == 0 || l.head.Load() >= pos {
 		return nil
 	}
 	return l.Wait(ctx, pos-1)
-}
-
-// submit hands req to the writer and waits for its answer.
-func (l *Log) submit(ctx context.Context, req *request) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case l.reqs <- req:
-	case <-ctx.Done():
-		l.mu.RUnlock()
-		return ctx.Err()
-	}
-	l.mu.RUnlock()
-	// The writer answers every request it received, also on Close; waiting
-	// for ctx here could report a failure for a write that then commits.
-	<-req.done
-	return req.err
 }
 
 // Append checks exp against the stream (EventStoreDB's decision table,
@@ -210,7 +355,7 @@ func (l *Log) Append(ctx context.Context, stream string, exp Expected, events []
 			return AppendResult{}, fmt.Errorf("%w: event %d has no type", ErrInvalid, i)
 		}
 	}
-	req := &request{ctx: ctx, op: opAppend, stream: stream, exp: exp, events: events, done: make(chan struct{})}
+	req := &request{ctx: ctx, op: opAppend, stream: stream, exp: exp, events: events}
 	if err := l.submit(ctx, req); err != nil {
 		return AppendResult{}, err
 	}
@@ -235,7 +380,7 @@ func (l *Log) deleteOp(ctx context.Context, op opKind, stream string, exp Expect
 	if _, meta := originalOf(stream); meta {
 		return 0, fmt.Errorf("%w: cannot delete metastream %q", ErrInvalid, stream)
 	}
-	req := &request{ctx: ctx, op: op, stream: stream, exp: exp, done: make(chan struct{})}
+	req := &request{ctx: ctx, op: op, stream: stream, exp: exp}
 	if err := l.submit(ctx, req); err != nil {
 		return 0, err
 	}
@@ -257,15 +402,15 @@ func validStream(stream string) error {
 // enter guards a read against a concurrent Close: Close waits for reads in
 // progress and later reads get ErrClosed. Reads must not nest enter.
 func (l *Log) enter() error {
-	l.mu.RLock()
+	l.rw.RLock()
 	if l.closed {
-		l.mu.RUnlock()
+		l.rw.RUnlock()
 		return ErrClosed
 	}
 	return nil
 }
 
-func (l *Log) leave() { l.mu.RUnlock() }
+func (l *Log) leave() { l.rw.RUnlock() }
 
 // quietLogger drops Pebble's informational messages (flushes, compactions)
 // and passes errors and fatal errors to Pebble's default logger.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -30,29 +31,96 @@ func (l *Log) readHead(ctx context.Context, stream string) (head, error) {
 	return h, l.awaitDurable(ctx, h.pos)
 }
 
-// getU64 reads an 8-byte index value.
-func (l *Log) getU64(key []byte) (uint64, bool, error) {
-	v, closer, err := l.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, false, nil
+// chunkAt returns chunk n.
+func (l *Log) chunkAt(n uint32) (*chunk, error) {
+	cs := *l.chunks.Load()
+	if int(n) >= len(cs) {
+		return nil, fmt.Errorf("%w: chunk %d does not exist", ErrCorrupt, n)
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("eventlog: %w", err)
-	}
-	defer closer.Close()
-	n, err := decodeU64(v)
-	return n, err == nil, err
+	return cs[n], nil
 }
 
-// recordAtPos reads the record at pos.
-func (l *Log) recordAtPos(pos uint64) (Record, error) {
-	v, closer, err := l.db.Get(appendLogKey(nil, pos))
+// firstRead is how much readRecord reads before it knows a frame's size.
+const firstRead = 512
+
+// readFrame reads and checks the frame of e and returns its payload; buf
+// is scratch space, returned for reuse.
+func (l *Log) readFrame(buf []byte, e entry) ([]byte, []byte, error) {
+	c, err := l.chunkAt(e.loc.chunk())
 	if err != nil {
-		return Record{}, fmt.Errorf("eventlog: record at %d: %w", pos, err)
+		return buf, nil, err
+	}
+	off := e.loc.off()
+	n := min(int64(firstRead), c.size-off)
+	if n < frameOverhead {
+		return buf, nil, fmt.Errorf("%w: %s: frame at %d past the end", ErrCorrupt, chunkName(c.number), off)
+	}
+	buf = append(buf[:0], make([]byte, n)...)
+	if err := c.readAt(buf, off); err != nil {
+		return buf, nil, err
+	}
+	f, ok := parseFrameHeader(buf, c.size-off)
+	if ok && f.size() > int64(len(buf)) {
+		have := len(buf)
+		buf = append(buf, make([]byte, f.size()-int64(have))...)
+		if err := c.readAt(buf[have:], off+int64(have)); err != nil {
+			return buf, nil, err
+		}
+	}
+	if !ok || !checkFrame(buf, f) || f.pos != e.pos {
+		return buf, nil, fmt.Errorf("%w: %s: bad frame at offset %d (position %d)", ErrCorrupt, chunkName(c.number), off, e.pos)
+	}
+	return buf, buf[frameHeaderSize : frameHeaderSize+f.n], nil
+}
+
+// readRecord reads the record of e into rec (rec does not alias buf).
+func (l *Log) readRecord(buf []byte, e entry, rec *Record) ([]byte, error) {
+	buf, payload, err := l.readFrame(buf, e)
+	if err != nil {
+		return buf, err
+	}
+	return buf, decodeRecord(e.pos, payload, rec)
+}
+
+// readRecordInto is readRecord with the record's memory from a.
+func (l *Log) readRecordInto(buf []byte, e entry, rec *Record, a *valueArena) ([]byte, error) {
+	buf, payload, err := l.readFrame(buf, e)
+	if err != nil {
+		return buf, err
+	}
+	return buf, decodeRecordInto(e.pos, payload, rec, a)
+}
+
+// recordAt reads the record of an index entry.
+func (l *Log) recordAt(e entry) (Record, error) {
+	var rec Record
+	_, err := l.readRecord(nil, e, &rec)
+	return rec, err
+}
+
+// getEntry reads an 's' value.
+func (l *Log) getEntry(key []byte) (entry, bool, error) {
+	v, closer, err := l.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return entry{}, false, nil
+	}
+	if err != nil {
+		return entry{}, false, fmt.Errorf("eventlog: %w", err)
 	}
 	defer closer.Close()
-	var rec Record
-	return rec, decodeRecord(pos, v, &rec)
+	e, err := decodeEntry(v)
+	return e, err == nil, err
+}
+
+// addCkpt records the location of a checkpoint position (the writer, in
+// position order).
+func (l *Log) addCkpt(pos uint64, at loc) {
+	old := *l.ckpts.Load()
+	if uint64(len(old))*ckptEvery+1 != pos {
+		return // already known (cannot happen: positions are written once)
+	}
+	next := append(old, at)
+	l.ckpts.Store(&next)
 }
 
 // readView is a stream as a read sees it.
@@ -100,14 +168,14 @@ func (l *Log) metadataOf(ctx context.Context, stream string) (StreamMetadata, er
 	if err != nil || mh.last < 0 {
 		return StreamMetadata{}, err
 	}
-	pos, ok, err := l.getU64(appendRevKey(nil, ms, uint64(mh.last)))
+	e, ok, err := l.getEntry(appendRevKey(nil, ms, uint64(mh.last)))
 	if err != nil {
 		return StreamMetadata{}, err
 	}
 	if !ok {
 		return StreamMetadata{}, fmt.Errorf("%w: %s@%d missing", ErrCorrupt, ms, mh.last)
 	}
-	rec, err := l.recordAtPos(pos)
+	rec, err := l.recordAt(e)
 	if err != nil {
 		return StreamMetadata{}, err
 	}
@@ -169,7 +237,11 @@ func (l *Log) ReadStream(ctx context.Context, stream string, dir Direction, from
 	defer it.Close()
 	out := make([]Record, 0, min(limit, maxPrealloc, int(hi-lo+1)))
 	head := l.head.Load()
-	var valid bool
+	var (
+		valid bool
+		buf   []byte
+		arena valueArena
+	)
 	if dir == Forwards {
 		valid = it.First()
 	} else {
@@ -181,13 +253,13 @@ func (l *Log) ReadStream(ctx context.Context, stream string, dir Direction, from
 				return nil, err
 			}
 		}
-		pos, err := decodeU64(it.Value())
+		e, err := decodeEntry(it.Value())
 		if err != nil {
 			return nil, err
 		}
-		if pos <= head { // records above the published head are not durable yet
-			rec, err := l.recordAtPos(pos)
-			if err != nil {
+		if e.pos <= head { // records above the published head are not durable yet
+			var rec Record
+			if buf, err = l.readRecordInto(buf, e, &rec, &arena); err != nil {
 				return nil, err
 			}
 			if v.vis.visible(rec.Revision, rec.Created) {
@@ -225,11 +297,11 @@ func (l *Log) ReadEvent(ctx context.Context, stream string, revision uint64) (Re
 	if v.tomb || v.softDeleted || v.last < 0 || revision > uint64(v.last) {
 		return Record{}, false, nil
 	}
-	pos, ok, err := l.getU64(appendRevKey(nil, stream, revision))
-	if err != nil || !ok || pos > l.head.Load() {
+	e, ok, err := l.getEntry(appendRevKey(nil, stream, revision))
+	if err != nil || !ok || e.pos > l.head.Load() {
 		return Record{}, false, err
 	}
-	rec, err := l.recordAtPos(pos)
+	rec, err := l.recordAt(e)
 	if err != nil {
 		return Record{}, false, err
 	}
@@ -263,40 +335,30 @@ func (l *Log) ReadAll(ctx context.Context, dir Direction, from uint64, limit int
 	if limit <= 0 || lo > hi {
 		return nil, nil
 	}
-	it, err := l.db.NewIter(&pebble.IterOptions{
-		LowerBound: appendLogKey(nil, lo),
-		UpperBound: appendLogKey(nil, hi+1), // hi <= head < MaxUint64
-	})
-	if err != nil {
-		return nil, fmt.Errorf("eventlog: %w", err)
-	}
-	defer it.Close()
-	out := make([]Record, 0, min(uint64(limit), maxPrealloc, hi-lo+1))
-	var arena valueArena
-	var valid bool
-	if dir == Forwards {
-		valid = it.First()
+	if dir == Backwards {
+		lo = max(lo, hi-min(hi-lo, uint64(limit-1)))
 	} else {
-		valid = it.Last()
+		hi = min(hi, lo+uint64(limit-1))
 	}
-	for ; valid && len(out) < limit; valid = step(it, dir) {
+	out := make([]Record, 0, min(maxPrealloc, hi-lo+1))
+	sc, err := l.scanFrom(lo)
+	if err != nil {
+		return nil, err
+	}
+	var arena valueArena
+	for pos := lo; pos <= hi; pos++ {
 		if len(out)&255 == 255 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		k := it.Key()
-		if len(k) != 9 {
-			return nil, fmt.Errorf("%w: bad log key %x", ErrCorrupt, k)
-		}
-		pos, _ := decodeU64(k[1:])
 		out = append(out, Record{})
-		if err := decodeRecordInto(pos, it.Value(), &out[len(out)-1], &arena); err != nil {
+		if err := sc.next(pos, &out[len(out)-1], &arena); err != nil {
 			return nil, err
 		}
 	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("eventlog: %w", err)
+	if dir == Backwards {
+		slices.Reverse(out)
 	}
 	return out, nil
 }
@@ -344,4 +406,102 @@ func (l *Log) Streams(ctx context.Context, after string, limit int) ([]string, e
 		return nil, fmt.Errorf("eventlog: %w", err)
 	}
 	return out, ctx.Err()
+}
+
+// logReader reads consecutive frames from a checkpoint on, through a
+// window that grows while the read goes on.
+type logReader struct {
+	l      *Log
+	c      *chunk
+	at     int64  // offset of the next frame in c
+	pos    uint64 // its position
+	win    []byte
+	winOff int64 // offset of win[0] in c
+}
+
+const (
+	minReadWindow = 4 << 10
+	maxReadWindow = 256 << 10
+)
+
+// scanFrom returns a reader positioned at pos (<= the head).
+func (l *Log) scanFrom(pos uint64) (*logReader, error) {
+	ck := *l.ckpts.Load()
+	i := (pos - 1) / ckptEvery
+	if i >= uint64(len(ck)) {
+		return nil, fmt.Errorf("%w: no checkpoint for position %d", ErrCorrupt, pos)
+	}
+	c, err := l.chunkAt(ck[i].chunk())
+	if err != nil {
+		return nil, err
+	}
+	r := &logReader{l: l, c: c, at: ck[i].off(), pos: i*ckptEvery + 1}
+	for r.pos < pos {
+		if _, _, err := r.frameAt(false); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// next decodes the frame at pos into rec.
+func (r *logReader) next(pos uint64, rec *Record, a *valueArena) error {
+	if pos != r.pos {
+		return fmt.Errorf("eventlog: reader at %d, asked for %d", r.pos, pos)
+	}
+	f, payload, err := r.frameAt(true)
+	if err != nil {
+		return err
+	}
+	return decodeRecordInto(f.pos, payload, rec, a)
+}
+
+// window makes win hold [at, at+n) of the current chunk (less at its end).
+func (r *logReader) window(n int64) error {
+	if r.at >= r.winOff && r.at+n <= r.winOff+int64(len(r.win)) {
+		return nil
+	}
+	size := min(max(n, int64(cap(r.win))*2, minReadWindow), max(n, maxReadWindow), r.c.size-r.at)
+	r.win = append(r.win[:0], make([]byte, size)...)
+	r.winOff = r.at
+	return r.c.readAt(r.win, r.at)
+}
+
+// frameAt returns the next frame and its payload (valid until the next
+// call) and moves past it. Frames that are only skipped (check false) are
+// not checksummed, so that damage stays local to the records it hit.
+func (r *logReader) frameAt(check bool) (frame, []byte, error) {
+	for {
+		if r.at+frameOverhead <= r.c.size {
+			if err := r.window(frameHeaderSize); err != nil {
+				return frame{}, nil, err
+			}
+			if r.win[r.at-r.winOff] != 0 {
+				break
+			}
+		}
+		// The writer moved to the next chunk here.
+		c, err := r.l.chunkAt(r.c.number + 1)
+		if err != nil {
+			return frame{}, nil, fmt.Errorf("%w: position %d missing after %s", ErrCorrupt, r.pos, chunkName(r.c.number))
+		}
+		r.c, r.at, r.win = c, chunkHeaderSize, r.win[:0]
+	}
+	b := r.win[r.at-r.winOff:]
+	f, ok := parseFrameHeader(b, r.c.size-r.at)
+	if ok && check {
+		if err := r.window(f.size()); err != nil {
+			return frame{}, nil, err
+		}
+		b = r.win[r.at-r.winOff:]
+	}
+	if !ok || (check && !checkFrame(b, f)) || f.pos != r.pos {
+		return frame{}, nil, fmt.Errorf("%w: %s: bad frame at offset %d (position %d)", ErrCorrupt, chunkName(r.c.number), r.at, r.pos)
+	}
+	r.at += f.size()
+	r.pos++
+	if !check {
+		return f, nil, nil
+	}
+	return f, b[frameHeaderSize : frameHeaderSize+f.n], nil
 }

@@ -14,18 +14,17 @@ const (
 	flagJSON       = 1 << 0
 	headFlagTomb   = 1 << 0
 	headValueLen   = 17
-	prefixLog      = 'l'
+	prefixLegacy   = 'l' // record bodies of the old layout (before chunk files)
 	prefixStream   = 's'
 	prefixID       = 'i'
 	prefixHead     = 'h'
+	prefixCkpt     = 'p'
 	maxUvarintSize = binary.MaxVarintLen64
 )
 
-// appendLogKey appends the 'l' key of pos to dst.
-func appendLogKey(dst []byte, pos uint64) []byte {
-	dst = append(dst, prefixLog)
-	return binary.BigEndian.AppendUint64(dst, pos)
-}
+// metaKey holds the index's progress: the last indexed position and the
+// location just past its frame.
+var metaKey = []byte("x-indexed")
 
 // appendStreamPrefix appends prefix, the length and the name of stream.
 func appendStreamPrefix(dst []byte, prefix byte, stream string) []byte {
@@ -192,9 +191,12 @@ type valueArena struct{ buf []byte }
 func (a *valueArena) copy(b []byte) []byte {
 	if len(b) > cap(a.buf)-len(a.buf) {
 		if len(b) > arenaChunk/4 {
-			return append([]byte(nil), b...)
+			c := make([]byte, len(b))
+			copy(c, b)
+			return c
 		}
-		a.buf = make([]byte, 0, arenaChunk)
+		// Small reads take small chunks; long ones grow to arenaChunk.
+		a.buf = make([]byte, 0, min(max(2*cap(a.buf), 4*len(b), 1024), arenaChunk))
 	}
 	n := len(a.buf)
 	a.buf = append(a.buf, b...)

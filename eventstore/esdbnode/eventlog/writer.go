@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -20,7 +21,7 @@ const (
 	opTombstone
 )
 
-// request is one Append, Delete or Tombstone on its way through the writer.
+// request is one Append, Delete or Tombstone on its way into the log.
 type request struct {
 	ctx    context.Context
 	op     opKind
@@ -30,7 +31,53 @@ type request struct {
 
 	res  AppendResult // Delete/Tombstone: res.Position
 	err  error
-	done chan struct{} // closed by the writer once res/err are final
+	done atomic.Bool // res and err are final
+	// wake gets one value: false once the request is answered by another
+	// goroutine's group commit, true if its goroutine is to lead next.
+	wake chan bool
+}
+
+// finish answers r.
+func (r *request) finish(res AppendResult, err error) {
+	r.res, r.err = res, err
+	r.done.Store(true)
+	r.wake <- false
+}
+
+// submit queues req and waits for its answer, or writes it itself: the
+// request that finds the log idle leads a group commit (its own request
+// and whatever is queued), and arrivals during that commit queue for the
+// next one. A lone writer thus writes, syncs and returns on its own
+// goroutine. When the leader's own request is answered it hands the lead
+// to the oldest queued request, whose goroutine takes the next group.
+func (l *Log) submit(ctx context.Context, req *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req.wake = make(chan bool, 1)
+	l.rw.RLock()
+	if l.closed {
+		l.rw.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case l.reqs <- req:
+	case <-ctx.Done():
+		l.rw.RUnlock()
+		return ctx.Err()
+	}
+	l.rw.RUnlock()
+	promoted := false
+	if !l.lead.TryLock() {
+		// Someone leads. It answers us, or hands us the lead. Waiting for
+		// ctx here could report a failure for a write that then commits.
+		if lead := <-req.wake; !lead {
+			return req.err
+		}
+		promoted = true
+	}
+	l.w.lead(req, promoted)
+	return req.err
 }
 
 // wstate is the writer's view of one stream.
@@ -41,81 +88,145 @@ type wstate struct {
 	meta StreamMetadata
 }
 
-// writer owns every mutation of the log; only its goroutine touches it.
+// revKey and idKey name the index entries of the group being decided.
+type revKey struct {
+	stream string
+	rev    uint64
+}
+
+type revVal struct {
+	id  uuid.UUID
+	pos uint64
+}
+
+type idKey struct {
+	stream string
+	id     uuid.UUID
+}
+
+// segment is a run of the group's frames in one chunk: w.buf[start:end]
+// goes to c at off.
+type segment struct {
+	c          *chunk
+	off        int64
+	start, end int
+}
+
+// writer is the state of the log's write side. Only the holder of Log.lead
+// touches it.
 type writer struct {
-	l     *Log
-	next  uint64 // position of the next record
-	cache map[string]*wstate
-	batch *pebble.Batch
-	now   time.Time
+	l      *Log
+	next   uint64 // position of the next record
+	cur    *chunk // chunk the next frame goes to
+	off    int64  // offset of the next frame in cur
+	cache  map[string]*wstate
+	batch  *pebble.Batch // the group's index entries
+	now    time.Time
+	start  uint64 // first position of the group
+	failed error  // sticky: a write or sync failed, the log takes no more writes
 
 	pending []*request
+	buf     []byte    // the group's frames
+	frames  []int     // offset of each frame in buf
+	segs    []segment // where buf goes
+	pendRev map[revKey]revVal
+	pendID  map[idKey]uint64
 	key     []byte
 	val     []byte
 	getKey  []byte
 	meta1   [1]Proposed
+	rbuf    []byte // frame reads
+
+	prep *preparer
 }
 
-func newWriter(l *Log, last uint64) *writer {
-	return &writer{l: l, next: last + 1, cache: make(map[string]*wstate)}
+func newWriter(l *Log, tail logTail) *writer {
+	cs := *l.chunks.Load()
+	return &writer{
+		l: l, next: tail.next, cur: cs[tail.end.chunk()], off: tail.end.off(),
+		cache:   make(map[string]*wstate),
+		pendRev: make(map[revKey]revVal),
+		pendID:  make(map[idKey]uint64),
+		prep:    newPreparer(l.fs, l.dir),
+	}
 }
 
-// run is the writer goroutine: group commits until Close.
-func (w *writer) run() {
-	defer close(w.l.done)
-	for {
-		// Close wins over queued requests: they are answered with ErrClosed.
-		select {
-		case <-w.l.closing:
-			w.refuseQueued()
-			return
-		default:
+// lead runs group commits until own is answered, then hands the lead on.
+// promoted: own was taken off the queue by the previous leader.
+func (w *writer) lead(own *request, promoted bool) {
+	for first := true; !own.done.Load(); first = false {
+		w.pending = w.pending[:0]
+		if promoted && first {
+			w.pending = append(w.pending, own)
 		}
 		select {
-		case r := <-w.l.reqs:
-			w.pending = append(w.pending[:0], r)
-		drain:
-			for len(w.pending) < w.l.maxBatch {
-				select {
-				case r := <-w.l.reqs:
-					w.pending = append(w.pending, r)
-				default:
-					break drain
-				}
+		case <-w.l.closing:
+			// Close waits for the lead: refuse everything not yet taken.
+			for _, r := range w.pending {
+				r.finish(AppendResult{}, ErrClosed)
 			}
-			w.commit()
-		case <-w.l.closing:
-			w.refuseQueued()
+			w.l.refuseQueued()
+			w.pending = w.pending[:0]
+			w.l.lead.Unlock()
 			return
+		default:
 		}
+	drain:
+		for len(w.pending) < w.l.maxBatch {
+			select {
+			case r := <-w.l.reqs:
+				w.pending = append(w.pending, r)
+			default:
+				break drain
+			}
+		}
+		if len(w.pending) == 0 {
+			break // cannot happen: own is queued or answered
+		}
+		w.commit()
 	}
+	w.handOff()
 }
 
-// refuseQueued answers every queued request with ErrClosed. Close has set
-// closed before closing the channel, so no sender can add to reqs any more.
-func (w *writer) refuseQueued() {
+// handOff passes the lead to the oldest queued request, or releases it. A
+// request queued just before the release finds the lead free and takes it
+// itself, or is seen here on the second look.
+func (w *writer) handOff() {
 	for {
 		select {
 		case r := <-w.l.reqs:
-			r.err = ErrClosed
-			close(r.done)
+			r.wake <- true
+			return
 		default:
+		}
+		w.l.lead.Unlock()
+		if len(w.l.reqs) == 0 || !w.l.lead.TryLock() {
 			return
 		}
 	}
 }
 
-// commit decides every pending request into one batch, syncs it, publishes
-// the head and answers the requests.
+// commit decides every pending request, writes the group's frames, syncs
+// them, indexes them, publishes the head and answers the requests.
 func (w *writer) commit() {
+	if w.failed != nil {
+		for _, r := range w.pending {
+			r.finish(AppendResult{}, w.failed)
+		}
+		return
+	}
 	if len(w.cache) > maxCachedStreams {
 		w.cache = make(map[string]*wstate)
 	}
-	w.batch = w.l.db.NewIndexedBatch()
+	w.batch = w.l.db.NewBatch()
 	w.now = w.l.now().UTC()
-	start := w.next
+	w.start = w.next
+	w.buf, w.frames = w.buf[:0], w.frames[:0]
+	w.segs = append(w.segs[:0], segment{c: w.cur, off: w.off})
+	clear(w.pendRev)
+	clear(w.pendID)
 	for _, r := range w.pending {
-		// A request cancelled before the writer took it is not written.
+		// A request cancelled before a leader took it is not written.
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
@@ -123,36 +234,125 @@ func (w *writer) commit() {
 		r.res, r.err = w.apply(r)
 	}
 	var err error
-	if w.batch.Count() > 0 {
-		err = w.batch.Commit(pebble.Sync)
-		w.l.syncs.Add(1)
+	if w.next != w.start {
+		err = w.write()
+		if err == nil {
+			w.l.syncs.Add(1)
+			err = w.batch.Set(metaKey, indexMeta{pos: w.next - 1, end: makeLoc(w.cur.number, w.off)}.encode(), nil)
+			if err == nil {
+				err = w.batch.Commit(pebble.NoSync)
+			}
+			if err != nil {
+				err = fmt.Errorf("index: %w", err)
+			}
+		}
 	}
 	if cerr := w.batch.Close(); err == nil {
 		err = cerr
 	}
 	w.batch = nil
 	if err != nil {
-		// Nothing of this batch may be assumed written: forget the states
-		// it changed and answer everyone with the error.
-		w.cache = make(map[string]*wstate)
-		w.next = start
+		// The group may be on disk or not: take no more writes (Open
+		// recovers what was synced).
+		w.failed = fmt.Errorf("eventlog: commit: %w", err)
 		for _, r := range w.pending {
 			if r.err == nil {
-				r.res, r.err = AppendResult{}, fmt.Errorf("eventlog: commit: %w", err)
+				r.res, r.err = AppendResult{}, w.failed
 			}
 		}
-	} else if w.next != start {
+	} else if w.next != w.start {
 		w.l.publish(w.next - 1)
+		if w.off > w.cur.size/2 {
+			w.prep.start(w.cur.number+1, w.l.chunkSize)
+		}
 	}
 	for i, r := range w.pending {
-		close(r.done)
+		r.finish(r.res, r.err)
 		w.pending[i] = nil
 	}
 }
 
+// write seals the group's frames, writes them and syncs every chunk they
+// went to (one fdatasync unless the group crossed into a new chunk).
+func (w *writer) write() error {
+	last := w.next - 1
+	for i, at := range w.frames {
+		sealFrame(w.buf[at:], uint32(last-(w.start+uint64(i))))
+	}
+	w.segs[len(w.segs)-1].end = len(w.buf)
+	for _, s := range w.segs {
+		if s.end > s.start {
+			if err := s.c.writeData(w.buf[s.start:s.end], s.off); err != nil {
+				return err
+			}
+		}
+	}
+	for i, s := range w.segs {
+		if s.end > s.start || i == len(w.segs)-1 {
+			if err := s.c.f.SyncData(); err != nil {
+				return fmt.Errorf("sync %s: %w", chunkName(s.c.number), err)
+			}
+		}
+	}
+	return nil
+}
+
+// appendFrame adds rec (its Position set) to the group and returns where
+// its frame goes. A frame that does not fit in the current chunk starts the
+// next one.
+func (w *writer) appendFrame(rec *Record) loc {
+	h := len(w.buf)
+	w.buf = appendFrameHeader(w.buf, 0, rec.Position, uint32(rec.Position-w.start))
+	w.buf = encodeRecord(w.buf, rec)
+	binary.LittleEndian.PutUint32(w.buf[h+1:], uint32(len(w.buf)-h-frameHeaderSize))
+	w.buf = append(w.buf, frameEnd)
+	size := int64(len(w.buf) - h)
+	if w.off+size > w.cur.size {
+		w.segs[len(w.segs)-1].end = h
+		if err := w.nextChunk(size); err != nil && w.failed == nil {
+			w.failed = err
+		}
+		w.segs = append(w.segs, segment{c: w.cur, off: w.off, start: h})
+	}
+	at := makeLoc(w.cur.number, w.off)
+	w.off += size
+	w.frames = append(w.frames, h)
+	if isCkpt(rec.Position) {
+		w.val = binary.BigEndian.AppendUint64(w.val[:0], uint64(at))
+		w.set(appendCkptKey(w.key[:0], rec.Position), w.val)
+		w.l.addCkpt(rec.Position, at)
+	}
+	return at
+}
+
+// nextChunk moves the writer to a new chunk with room for a frame of size
+// bytes. On failure the writer stays where it is and the group fails.
+func (w *writer) nextChunk(size int64) error {
+	size = max(w.l.chunkSize, (chunkHeaderSize+size+4095)&^4095)
+	if size > 1<<32-1 {
+		return fmt.Errorf("%w: record of %d bytes", ErrInvalid, size)
+	}
+	n := w.cur.number + 1
+	cs := *w.l.chunks.Load()
+	if int(n) < len(cs) { // recovery removes chunks past the end
+		return fmt.Errorf("%w: %s exists past the end of the log", ErrCorrupt, chunkName(n))
+	}
+	c, err := w.prep.take(n, size)
+	if err != nil {
+		return err
+	}
+	next := append(cs[:len(cs):len(cs)], c)
+	w.l.chunks.Store(&next)
+	w.cur, w.off = c, chunkHeaderSize
+	return nil
+}
+
+// waitPrepared stops the preparer (on Close).
+func (w *writer) waitPrepared() { w.prep.stop() }
+
 // apply decides r against the current states and, if it writes, adds its
-// records to the batch. It reads everything it needs before writing, so an
-// error leaves the batch untouched.
+// records to the group. It reads everything it needs before writing, so an
+// error leaves the group untouched.
 func (w *writer) apply(r *request) (AppendResult, error) {
 	stream := r.stream
 	st, err := w.state(stream)
@@ -200,9 +400,8 @@ func (w *writer) apply(r *request) (AppendResult, error) {
 	case opTombstone:
 		pos := w.next
 		w.next++
-		rec := Record{Stream: stream, Revision: TombstoneRevision, ID: w.l.newID(), Type: TypeStreamDeleted, Created: w.now}
-		w.val = encodeRecord(w.val[:0], &rec)
-		w.set(appendLogKey(w.key[:0], pos), w.val)
+		rec := Record{Position: pos, Stream: stream, Revision: TombstoneRevision, ID: w.l.newID(), Type: TypeStreamDeleted, Created: w.now}
+		w.appendFrame(&rec)
 		st.tomb, st.pos = true, pos
 		w.putHead(stream, st)
 		return AppendResult{Position: pos}, nil
@@ -320,13 +519,14 @@ func (w *writer) writeEvents(stream string, st *wstate, isMeta bool, events []Pr
 		rev := uint64(st.last + 1)
 		pos = w.next
 		w.next++
-		rec := Record{Stream: stream, Revision: rev, ID: ev.ID, Type: ev.Type, IsJSON: ev.IsJSON, Created: w.now, Data: ev.Data, Metadata: ev.Metadata}
-		w.val = encodeRecord(w.val[:0], &rec)
-		w.set(appendLogKey(w.key[:0], pos), w.val)
-		w.val = binary.BigEndian.AppendUint64(w.val[:0], pos)
+		rec := Record{Position: pos, Stream: stream, Revision: rev, ID: ev.ID, Type: ev.Type, IsJSON: ev.IsJSON, Created: w.now, Data: ev.Data, Metadata: ev.Metadata}
+		at := w.appendFrame(&rec)
+		w.val = appendEntry(w.val[:0], entry{pos: pos, loc: at})
 		w.set(appendRevKey(w.key[:0], stream, rev), w.val)
 		w.val = binary.BigEndian.AppendUint64(w.val[:0], rev)
 		w.set(appendIDKey(w.key[:0], stream, ev.ID), w.val)
+		w.pendRev[revKey{stream, rev}] = revVal{ev.ID, pos}
+		w.pendID[idKey{stream, ev.ID}] = rev
 		st.last, st.pos = int64(rev), pos
 	}
 	w.putHead(stream, st)
@@ -350,8 +550,8 @@ func (w *writer) putHead(stream string, st *wstate) {
 	w.set(appendHeadKey(w.key[:0], stream), w.val)
 }
 
-// set adds a key to the batch; Set copies key and value. It fails only on
-// a closed or read-only batch, a programming error.
+// set adds a key to the index batch; Set copies key and value. It fails
+// only on a closed or read-only batch, a programming error.
 func (w *writer) set(k, v []byte) {
 	w.key = k
 	if err := w.batch.Set(k, v, nil); err != nil {
@@ -359,10 +559,10 @@ func (w *writer) set(k, v []byte) {
 	}
 }
 
-// get reads key through the batch (so this batch's earlier writes count)
-// and passes the value to f before releasing it.
+// get reads key from the index (the groups committed before this one) and
+// passes the value to f before releasing it.
 func (w *writer) get(key []byte, f func([]byte) error) (bool, error) {
-	v, closer, err := w.batch.Get(key)
+	v, closer, err := w.l.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}
@@ -374,6 +574,8 @@ func (w *writer) get(key []byte, f func([]byte) error) (bool, error) {
 }
 
 // state returns the writer's state of stream, loading it on a cache miss.
+// Every stream the group writes is in the cache, so a miss reads only
+// what earlier groups wrote.
 func (w *writer) state(stream string) (*wstate, error) {
 	if st, ok := w.cache[stream]; ok {
 		return st, nil
@@ -400,8 +602,12 @@ func (w *writer) state(stream string) (*wstate, error) {
 	return st, nil
 }
 
-// lookupID finds id in stream's idempotency index.
+// lookupID finds id in stream's idempotency index (this group's entries
+// first).
 func (w *writer) lookupID(stream string, id uuid.UUID) (int64, bool, error) {
+	if rev, ok := w.pendID[idKey{stream, id}]; ok {
+		return int64(rev), true, nil
+	}
 	var rev uint64
 	w.getKey = appendIDKey(w.getKey[:0], stream, id)
 	ok, err := w.get(w.getKey, func(v []byte) (err error) {
@@ -414,46 +620,45 @@ func (w *writer) lookupID(stream string, id uuid.UUID) (int64, bool, error) {
 	return int64(rev), true, nil
 }
 
-// posAt returns the position of stream's event rev.
-func (w *writer) posAt(stream string, rev int64) (uint64, bool, error) {
+// entryAt returns the index entry of stream's event rev from earlier groups.
+func (w *writer) entryAt(stream string, rev int64) (entry, bool, error) {
 	if rev < 0 {
-		return 0, false, nil
+		return entry{}, false, nil
 	}
-	var pos uint64
+	var e entry
 	w.getKey = appendRevKey(w.getKey[:0], stream, uint64(rev))
 	ok, err := w.get(w.getKey, func(v []byte) (err error) {
-		pos, err = decodeU64(v)
+		e, err = decodeEntry(v)
 		return err
 	})
-	return pos, ok, err
+	return e, ok, err
 }
 
 // idAt returns the id and position of stream's event rev.
 func (w *writer) idAt(stream string, rev int64) (uuid.UUID, uint64, bool, error) {
-	pos, ok, err := w.posAt(stream, rev)
+	if rev >= 0 {
+		if v, ok := w.pendRev[revKey{stream, uint64(rev)}]; ok {
+			return v.id, v.pos, true, nil // written by this group
+		}
+	}
+	e, ok, err := w.entryAt(stream, rev)
 	if err != nil || !ok {
 		return uuid.UUID{}, 0, false, err
 	}
-	var id uuid.UUID
-	w.getKey = appendLogKey(w.getKey[:0], pos)
-	ok, err = w.get(w.getKey, func(v []byte) (err error) {
-		id, err = decodeRecordID(v)
-		return err
-	})
-	if err == nil && !ok {
-		err = fmt.Errorf("%w: %s@%d: position %d missing", ErrCorrupt, stream, rev, pos)
+	var rec Record
+	if w.rbuf, err = w.l.readRecord(w.rbuf, e, &rec); err != nil {
+		return uuid.UUID{}, 0, false, err
 	}
-	return id, pos, ok, err
+	return rec.ID, e.pos, true, nil
 }
 
-// recordAt reads stream's event rev.
+// recordAt reads stream's event rev from earlier groups.
 func (w *writer) recordAt(stream string, rev int64) (Record, bool, error) {
-	pos, ok, err := w.posAt(stream, rev)
+	e, ok, err := w.entryAt(stream, rev)
 	if err != nil || !ok {
 		return Record{}, false, err
 	}
 	var rec Record
-	w.getKey = appendLogKey(w.getKey[:0], pos)
-	ok, err = w.get(w.getKey, func(v []byte) error { return decodeRecord(pos, v, &rec) })
-	return rec, ok, err
+	w.rbuf, err = w.l.readRecord(w.rbuf, e, &rec)
+	return rec, err == nil, err
 }
