@@ -66,9 +66,9 @@ func MeasureSync(dir string, n int) (SyncResult, error) {
 	return SyncResult{N: n, P50: lat[(n-1)/2], P99: lat[(n*99-1)/100]}, nil
 }
 
-// Ceiling is the single-writer ceiling of appends/s: one protocol round
+// AppendCeiling is the single-writer ceiling of appends/s: one protocol round
 // trip (the stub's append-1 p50) plus one sync (the probe's p50).
-func Ceiling(stubAppend1 Result, sync SyncResult) float64 {
+func AppendCeiling(stubAppend1 Result, sync SyncResult) float64 {
 	d := stubAppend1.P50 + sync.P50
 	if d <= 0 {
 		return 0
@@ -88,7 +88,7 @@ func WriteCeiling(w io.Writer, rows []Row, sync SyncResult) error {
 	if one == nil {
 		return fmt.Errorf("%w: no append-1 row", ErrInvalidArgument)
 	}
-	c := Ceiling(one.Stub, sync)
+	c := AppendCeiling(one.Stub, sync)
 	_, err := fmt.Fprintf(w, "\nfdatasync after a %d-byte write to a preallocated file: p50 %v, p99 %v (%d syncs)\n"+
 		"single-writer ceiling: 1 / (stub append-1 p50 %v + sync p50 %v) = %s appends/s; node append-1 %s = %.2f of it\n",
 		SyncSize, roundLatency(sync.P50), roundLatency(sync.P99), sync.N,

@@ -153,7 +153,7 @@ func ReadSide(ctx context.Context, o ReadSideOptions) (*ReadSideReport, error) {
 			o.Logf("rebuild %s: %+v", name, r)
 			rep.Rebuild = append(rep.Rebuild, r)
 		}
-		c, err := Ceiling(ctx, client, filepath.Join(o.Dir, "ceiling.db"))
+		c, err := RebuildCeiling(ctx, client, filepath.Join(o.Dir, "ceiling.db"))
 		if err != nil {
 			return fmt.Errorf("bench: ceiling: %w", err)
 		}
@@ -438,10 +438,10 @@ func Rebuild(ctx context.Context, client *esdb.Client, dbURL string) (RebuildRes
 	return RebuildResult{Events: res.EventsApplied, Elapsed: res.Elapsed, EventsPerSec: float64(res.EventsApplied) / res.Elapsed.Seconds()}, nil
 }
 
-// Ceiling is the probe a rebuild is measured against: the official client reads $all from
+// RebuildCeiling is the probe a rebuild is measured against: the official client reads $all from
 // the start in pages and writes each order event into SQLite with one upsert (synchronous=
 // FULL), a checkpoint row per 1,000-event transaction, nothing else.
-func Ceiling(ctx context.Context, client *esdb.Client, path string) (RebuildResult, error) {
+func RebuildCeiling(ctx context.Context, client *esdb.Client, path string) (RebuildResult, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
 	if err != nil {
 		return RebuildResult{}, err

@@ -83,7 +83,7 @@ func BenchmarkRebuild(b *testing.B) {
 		var res bench.RebuildResult
 		for b.Loop() {
 			var err error
-			if res, err = bench.Ceiling(b.Context(), client, filepath.Join(b.TempDir(), "ceiling.db")); err != nil {
+			if res, err = bench.RebuildCeiling(b.Context(), client, filepath.Join(b.TempDir(), "ceiling.db")); err != nil {
 				b.Fatal(err)
 			}
 		}
