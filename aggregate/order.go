@@ -311,15 +311,11 @@ func validateCustomer(c string) error {
 	return nil
 }
 
-// validateCurrency accepts three upper-case ASCII letters.
+// validateCurrency accepts the ISO 4217 codes of the currencies list (three upper-case
+// letters, e.g. EUR).
 func validateCurrency(c string) error {
-	if len(c) != 3 {
+	if !IsCurrency(c) {
 		return fmt.Errorf("%w: %q", ErrInvalidCurrency, c)
-	}
-	for i := range len(c) {
-		if c[i] < 'A' || c[i] > 'Z' {
-			return fmt.Errorf("%w: %q", ErrInvalidCurrency, c)
-		}
 	}
 	return nil
 }

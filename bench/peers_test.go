@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orderstore/orders/internal/testutil/pgtest"
 )
 
 // testPostgresURL is the PostgreSQL of the tests (env ORDERS_TEST_POSTGRES).
@@ -41,9 +43,24 @@ func tinySuite(t *testing.T) SuiteOptions {
 	return o
 }
 
+// requirePeers skips the test, with one line, when PostgreSQL or nats-server is missing; with
+// ORDERS_TEST_REQUIRE_ALL set (.ci/run sets it) it fails instead.
+func requirePeers(t *testing.T) {
+	t.Helper()
+	if !pgtest.Require(t) {
+		return
+	}
+	if _, err := FindNATSServer(""); err != nil {
+		msg := "nats-server not found: install it with `apt-get install -y nats-server` (bash .ci/run does)"
+		if os.Getenv(pgtest.RequireEnv) != "" {
+			t.Fatalf("%s; %s is set, so this is a failure", msg, pgtest.RequireEnv)
+		}
+		t.Skip(msg)
+	}
+}
+
 func TestRunSuiteAllTargets(t *testing.T) {
-	_, err := FindNATSServer("")
-	require.NoError(t, err, "this test needs a nats-server binary")
+	requirePeers(t)
 	opts := tinySuite(t)
 	rep, err := RunSuite(t.Context(), opts)
 	require.NoError(t, err)
@@ -162,6 +179,7 @@ func TestSuiteOptionsValidate(t *testing.T) {
 }
 
 func TestPeersRejectAStaleToken(t *testing.T) {
+	requirePeers(t)
 	opts := tinySuite(t)
 	for _, name := range allTargets {
 		t.Run(name, func(t *testing.T) {

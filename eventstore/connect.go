@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 )
@@ -19,17 +20,34 @@ type ConnectOption func(*esdb.Configuration)
 // WithLogger sends the client's own log lines to logger at debug level (errors and warnings
 // at warn level). Without it they are discarded: the client would otherwise print them with
 // the standard library's global logger.
+//
+// The client reports two expected situations at its error level: a persistent subscription
+// group that already exists (every restart: the group is used as it is) and a subscription
+// dropped because its context was cancelled (every clean shutdown). Those are logged at
+// debug. The client gives only formatted text, so they are recognised by it (the
+// alternative, silencing the client, would hide real trouble).
 func WithLogger(logger *slog.Logger) ConnectOption {
 	return func(c *esdb.Configuration) {
 		c.Logger = func(level esdb.LogLevel, format string, args ...any) {
 			msg := fmt.Sprintf(format, args...)
-			if level == esdb.LogError || level == esdb.LogWarn {
+			if (level == esdb.LogError || level == esdb.LogWarn) && !expectedClientLog(msg) {
 				logger.Warn(msg, "component", "esdb-client")
 				return
 			}
 			logger.Debug(msg, "component", "esdb-client")
 		}
 	}
+}
+
+// expectedClientLog reports whether a client log line is one of the expected situations.
+func expectedClientLog(msg string) bool {
+	switch {
+	case strings.Contains(msg, "AlreadyExists") && strings.Contains(msg, "exists"):
+		return true // "... code = AlreadyExists desc = Subscription group ... on stream ... exists"
+	case strings.Contains(msg, "subscription has dropped") && strings.Contains(msg, "context canceled"):
+		return true
+	}
+	return false
 }
 
 // Connect parses connString and returns a client of the official EventStoreDB client. It

@@ -74,7 +74,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{"zero rounds", []string{"--rounds", "0"}, "--rounds must be at least 1"},
 		{"negative duration", []string{"--duration", "-1s"}, "--duration must be positive"},
 		{"bad node process", []string{"--node-process", "docker"}, "--node-process must be"},
-		{"argument", []string{"now"}, "want 0 argument(s)"},
+		{"argument", []string{"now"}, `unexpected argument "now"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/projections"
 )
 
@@ -14,7 +15,7 @@ import (
 func (a *app) customersCmd() *cobra.Command {
 	var db, customer string
 	cmd := &cobra.Command{
-		Use:   "customers [--customer EMAIL] [--db URL]",
+		Use:   "customers [--customer EMAIL] [--data DIR | --db URL]",
 		Short: "Per customer and currency: orders placed, paid, shipped, cancelled, amounts ordered and paid (customer_orders read model)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -35,7 +36,7 @@ func (a *app) customersCmd() *cobra.Command {
 			fmt.Fprintln(tw, "CUSTOMER\tCURRENCY\tORDERS\tPAID\tSHIPPED\tCANCELLED\tORDERED\tPAID AMOUNT\t")
 			for _, c := range rows {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", c.Customer, c.Currency, c.Orders, c.PaidOrders, c.ShippedOrders,
-					c.CancelledOrders, formatAmount(c.OrderedAmount, c.Currency), formatAmount(c.PaidAmount, c.Currency))
+					c.CancelledOrders, aggregate.FormatMoney(c.OrderedAmount, c.Currency), aggregate.FormatMoney(c.PaidAmount, c.Currency))
 			}
 			return tw.Flush()
 		},

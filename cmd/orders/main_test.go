@@ -38,12 +38,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "orders")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building orders:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	if b := os.Getenv("ORDERS_TEST_CLI_BINARY"); b != "" {
+		// A binary built elsewhere, e.g. from an older commit to see a new test fail on it.
+		binary = b
+	} else {
+		build := exec.Command("go", "build", "-o", binary, ".")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building orders:", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -58,8 +63,14 @@ type result struct {
 // cli runs the binary to completion, without ORDERS_ESDB from the environment.
 func cli(t *testing.T, args ...string) result {
 	t.Helper()
+	return cliEnv(t, nil, args...)
+}
+
+// cliEnv is cli with env (KEY=VALUE) added to the environment.
+func cliEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), binary, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -75,7 +86,8 @@ func cli(t *testing.T, args ...string) result {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envESDB+"=") {
+		if !strings.HasPrefix(kv, envESDB+"=") && !strings.HasPrefix(kv, envData+"=") &&
+			!strings.HasPrefix(kv, envDB+"=") && !strings.HasPrefix(kv, envMailFrom+"=") {
 			env = append(env, kv)
 		}
 	}
@@ -297,12 +309,12 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"malformed id", []string{"pay", "not-a-uuid"}, 2, `malformed order id "not-a-uuid"`},
 		{"malformed id on show", []string{"show", "1234"}, 2, "malformed order id"},
-		{"missing id", []string{"ship"}, 2, "want 1 argument"},
+		{"missing id", []string{"ship"}, 2, "missing order ID"},
 		{"unknown command", []string{"refund", open.ID}, 2, `unknown command "refund"`},
 		{"unknown flag", []string{"pay", open.ID, "--tip", "5"}, 2, "unknown flag: --tip"},
-		{"unknown order pay", []string{"pay", unknown}, 1, "order not found"},
-		{"unknown order show", []string{"show", unknown}, 1, "not found"},
-		{"unknown order ship", []string{"ship", unknown}, 1, "order not found"},
+		{"unknown order pay", []string{"pay", unknown}, 1, fmt.Sprintf("order %q not found", unknown)},
+		{"unknown order show", []string{"show", unknown}, 1, fmt.Sprintf("order %q not found", unknown)},
+		{"unknown order ship", []string{"ship", unknown}, 1, fmt.Sprintf("order %q not found", unknown)},
 		{"no item", []string{"place", "--customer", "a@example.com"}, 2, "at least one --item"},
 		{"bad item syntax", []string{"place", "--customer", "a@example.com", "--item", "BOOK-1"}, 2, `bad --item "BOOK-1"`},
 		{"non-numeric quantity", []string{"place", "--customer", "a@example.com", "--item", "B:two:100"}, 2, "quantity is not an integer"},
@@ -311,7 +323,7 @@ func TestBadInput(t *testing.T) {
 		{"negative unit price", []string{"place", "--customer", "a@example.com", "--item", "B:1:-100"}, 2, "unit price must not be negative"},
 		{"zero total", []string{"place", "--customer", "a@example.com", "--item", "B:1:0"}, 2, "invalid order line"},
 		{"invalid e-mail", []string{"place", "--customer", "not-an-address", "--item", "B:1:100"}, 2, "invalid customer e-mail address"},
-		{"invalid currency", []string{"place", "--customer", "a@example.com", "--item", "B:1:100", "--currency", "euro"}, 2, "invalid currency"},
+		{"invalid currency", []string{"place", "--customer", "a@example.com", "--item", "B:1:100", "--currency", "euro"}, 2, `unknown currency "euro"`},
 		{"zero amount", []string{"pay", open.ID, "--amount", "0"}, 2, "--amount must be positive"},
 		{"negative amount", []string{"pay", open.ID, "--amount", "-5"}, 2, "--amount must be positive"},
 		{"non-numeric amount", []string{"pay", open.ID, "--amount", "ten"}, 2, "invalid argument"},
@@ -323,7 +335,6 @@ func TestBadInput(t *testing.T) {
 		{"node unreachable", []string{"--esdb", down, "pay", open.ID}, 1, "cannot reach EventStoreDB at " + strings.TrimSuffix(strings.TrimPrefix(down, "esdb://"), "?tls=false")},
 		{"node unreachable on place", []string{"--esdb", down, "place", "--customer", "a@example.com", "--item", "B:1:100"}, 1, "cannot reach EventStoreDB"},
 		{"bad connection string", []string{"--esdb", "esdb://[::1", "show", open.ID}, 2, "invalid connection string"},
-		{"error with --json", []string{"--json", "pay", cancelled.ID}, 1, "order cancelled"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -372,8 +383,14 @@ var readyLine = regexp.MustCompile(`^orders: node listening on (127\.0\.0\.1:\d+
 // startDaemon runs the binary with args and waits for its ready line.
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, nil, args...)
+}
+
+// startDaemonEnv is startDaemon with env (KEY=VALUE) added to the environment.
+func startDaemonEnv(t *testing.T, env []string, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	d := &daemon{cmd: cmd, stderr: new(esdbnodetest.Buffer)}
@@ -504,7 +521,10 @@ func TestParseItem(t *testing.T) {
 		err  string
 	}{
 		{"BOOK-1:2:1250", aggregate.Line{SKU: "BOOK-1", Quantity: 2, UnitPrice: 1250}, ""},
-		{"urn:sku:9:1:0", aggregate.Line{SKU: "urn:sku:9", Quantity: 1, UnitPrice: 0}, ""},
+		{`urn\:sku\:9:1:0`, aggregate.Line{SKU: "urn:sku:9", Quantity: 1, UnitPrice: 0}, ""},
+		{`back\\slash:1:0`, aggregate.Line{SKU: `back\slash`, Quantity: 1, UnitPrice: 0}, ""},
+		{"urn:sku:9:1:0", aggregate.Line{}, "5 fields, want 3"},
+		{"BOOK:1:100:5", aggregate.Line{}, "4 fields, want 3"},
 		{"BOOK", aggregate.Line{}, "missing fields"},
 		{":1:2", aggregate.Line{}, "empty SKU"},
 		{"B:1:1.50", aggregate.Line{}, "unit price is not an integer"},

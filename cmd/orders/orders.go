@@ -28,21 +28,38 @@ func parseOrderID(s string) (string, error) {
 	return u.String(), nil
 }
 
-// parseItem parses SKU:QTY:UNIT_MINOR. The SKU may itself contain colons: the last two
-// fields are the numbers.
+// itemSyntax is how --item is written, for help and messages.
+const itemSyntax = `SKU:QTY:UNIT_MINOR (e.g. BOOK-1:2:1250; write a colon inside a SKU as \:, e.g. urn\:sku\:9:1:500)`
+
+// parseItem parses SKU:QTY:UNIT_MINOR: exactly three fields separated by colons. A colon that
+// belongs to the SKU is written "\:" and a backslash "\\", so that a stray field (a typo such
+// as BOOK:1:100:5) is refused instead of read as another SKU.
 func parseItem(s string) (aggregate.Line, error) {
 	bad := func(why string) error {
-		return usageErrorf("bad --item %q: %s (want SKU:QTY:UNIT_MINOR, e.g. BOOK-1:2:1250)", s, why)
+		return usageErrorf("bad --item %q: %s (want %s)", s, why, itemSyntax)
 	}
-	j := strings.LastIndexByte(s, ':')
-	if j < 0 {
+	var fields []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s) && (s[i+1] == ':' || s[i+1] == '\\'):
+			cur.WriteByte(s[i+1])
+			i++
+		case c == ':':
+			fields = append(fields, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	fields = append(fields, cur.String())
+	switch {
+	case len(fields) < 3:
 		return aggregate.Line{}, bad("missing fields")
+	case len(fields) > 3:
+		return aggregate.Line{}, bad(fmt.Sprintf("%d fields, want 3", len(fields)))
 	}
-	i := strings.LastIndexByte(s[:j], ':')
-	if i < 0 {
-		return aggregate.Line{}, bad("missing fields")
-	}
-	sku, qtyS, unitS := s[:i], s[i+1:j], s[j+1:]
+	sku, qtyS, unitS := fields[0], fields[1], fields[2]
 	if strings.TrimSpace(sku) == "" {
 		return aggregate.Line{}, bad("empty SKU")
 	}
@@ -61,6 +78,18 @@ func parseItem(s string) (aggregate.Line, error) {
 		return aggregate.Line{}, bad("unit price must not be negative")
 	}
 	return aggregate.Line{SKU: sku, Quantity: qty, UnitPrice: unit}, nil
+}
+
+// checkCurrency refuses a code outside ISO 4217 before the aggregate does, with a hint for
+// the usual slip (lower case, a name instead of a code).
+func checkCurrency(c string) error {
+	if aggregate.IsCurrency(c) {
+		return nil
+	}
+	if aggregate.IsCurrency(strings.ToUpper(c)) {
+		return usageErrorf("unknown currency %q: currency codes are three capital letters, e.g. %s", c, strings.ToUpper(c))
+	}
+	return usageErrorf("unknown currency %q: not an ISO 4217 code (currency codes are three capital letters, e.g. EUR)", c)
 }
 
 // withRepository connects to EventStoreDB for one command, within the command's time limit,
@@ -101,10 +130,10 @@ func (a *app) execute(ctx context.Context, c eventstore.Command, retry string, d
 	if errors.Is(err, eventstore.ErrOutcomeUnknown) {
 		return res, &outcomeUnknownError{addr: eventstore.Address(a.esdbURL), id: c.OrderID, retry: retry, err: err}
 	}
-	if _, unreachable := errors.AsType[*unreachableError](err); unreachable {
-		return res, fmt.Errorf("%w; nothing appended", err)
+	if u, unreachable := errors.AsType[*unreachableError](err); unreachable {
+		u.nothingAppended = true
 	}
-	return res, err
+	return res, orderNotFound(c.OrderID, err)
 }
 
 func (a *app) placeCmd() *cobra.Command {
@@ -113,10 +142,19 @@ func (a *app) placeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "place --customer EMAIL --item SKU:QTY:UNIT_MINOR [--item ...] [--currency EUR] [--id UUID]",
 		Short: "Place a new order and print its id",
-		Args:  exactArgs(),
+		Long: "place appends OrderPlaced to a new order stream and prints the order's id.\n\n" +
+			"Each --item is " + itemSyntax + ".\n" +
+			"UNIT_MINOR is the unit price in minor units of --currency (cents for EUR, yen for JPY).",
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(customer) == "" {
+				return usageErrorf("--customer is required (the customer's e-mail address)")
+			}
 			if len(items) == 0 {
-				return usageErrorf("place needs at least one --item SKU:QTY:UNIT_MINOR")
+				return usageErrorf("place needs at least one --item %s", itemSyntax)
+			}
+			if err := checkCurrency(currency); err != nil {
+				return err
 			}
 			lines := make([]aggregate.Line, 0, len(items))
 			for _, it := range items {
@@ -157,8 +195,8 @@ func (a *app) placeCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&customer, "customer", "", "customer e-mail address (required)")
-	f.StringArrayVar(&items, "item", nil, "order line SKU:QTY:UNIT_MINOR (repeatable; unit price in minor units)")
-	f.StringVar(&currency, "currency", "EUR", "ISO 4217 currency code")
+	f.StringArrayVar(&items, "item", nil, "order line SKU:QTY:UNIT_MINOR (repeatable; unit price in minor units; a colon inside a SKU is written \\:)")
+	f.StringVar(&currency, "currency", "EUR", "ISO 4217 currency code (three capital letters)")
 	f.StringVar(&orderID, "id", "", "the order's id, a UUID (default: a fresh one); placing again with the same id and arguments appends nothing")
 	return cmd
 }
@@ -306,46 +344,134 @@ func (a *app) reportCommand(res eventstore.Result, id, done, detail string) erro
 }
 
 func (a *app) showCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "show ID",
+	var at string
+	cmd := &cobra.Command{
+		Use:   "show ID [--at REVISION|TIME]",
 		Short: "Print an order's state and its event history",
-		Args:  exactArgs("ID"),
+		Long: "show folds the order's stream and prints the state and the events.\n\n" +
+			"--at folds only up to a point: a stream revision (0 is the first event), or an RFC 3339\n" +
+			"time such as 2026-11-29T10:00:00Z (the events recorded at or before it). The output says so.",
+		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseOrderID(args[0])
 			if err != nil {
 				return err
 			}
-			var o *aggregate.Order
-			var h eventstore.History
-			err = a.withRepository(cmd.Context(), func(ctx context.Context, repo *eventstore.Repository) error {
-				var err error
-				o, h, err = repo.Load(ctx, id)
-				return err
-			})
+			until, err := parseAt(at)
 			if err != nil {
 				return err
 			}
-			out := showJSON(o, h)
+			var h eventstore.History
+			err = a.withRepository(cmd.Context(), func(ctx context.Context, repo *eventstore.Repository) error {
+				var err error
+				_, h, err = repo.Load(ctx, id)
+				return err
+			})
+			if err != nil {
+				return orderNotFound(id, err)
+			}
+			n, err := until.count(id, h)
+			if err != nil {
+				return err
+			}
+			events := make([]aggregate.Event, n)
+			for i := range n {
+				events[i] = h[i].Event
+			}
+			o, err := aggregate.Load(id, events)
+			if err != nil {
+				return err
+			}
+			out := showJSON(o, h[:n])
+			if until.given {
+				out.AsOf = &asOfOutput{At: at, Revision: int64(n) - 1, LaterEvents: len(h) - n}
+				if until.byTime {
+					t := until.time.UTC()
+					out.AsOf.Time = &t
+				}
+			}
 			if a.jsonOut {
 				return a.printJSON(out)
 			}
 			return a.printShow(out)
 		},
 	}
+	cmd.Flags().StringVar(&at, "at", "", "fold the stream only up to this revision or RFC 3339 time")
+	return cmd
+}
+
+// asOf is show's --at: a last revision, or a time.
+type asOf struct {
+	given    bool
+	byTime   bool
+	revision uint64
+	time     time.Time
+}
+
+func parseAt(s string) (asOf, error) {
+	if s == "" {
+		return asOf{}, nil
+	}
+	if r, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return asOf{given: true, revision: r}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return asOf{given: true, byTime: true, time: t}, nil
+	}
+	return asOf{}, usageErrorf("bad --at %q: want a revision (0, 1, ...) or an RFC 3339 time (e.g. 2026-11-29T10:00:00Z)", s)
+}
+
+// count is how many events of h (in revision order, dense from 0) the state at u folds.
+func (u asOf) count(id string, h eventstore.History) (int, error) {
+	switch {
+	case !u.given:
+		return len(h), nil
+	case u.byTime:
+		n := 0
+		for n < len(h) && !h[n].Created.After(u.time) {
+			n++
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("order %q did not exist yet at %s (placed at %s)", id,
+				u.time.UTC().Format(time.RFC3339), h[0].Created.UTC().Format(time.RFC3339))
+		}
+		return n, nil
+	default:
+		if last := uint64(len(h) - 1); u.revision > last {
+			return 0, fmt.Errorf("order %q has no revision %d (its last revision is %d)", id, u.revision, last)
+		}
+		return int(u.revision) + 1, nil
+	}
 }
 
 // showOutput is the JSON printed by show.
 type showOutput struct {
-	ID           string           `json:"id"`
-	Status       string           `json:"status"`
-	Customer     string           `json:"customer"`
-	Total        int64            `json:"total"`
-	Currency     string           `json:"currency"`
-	Lines        []aggregate.Line `json:"lines"`
-	PaymentRef   string           `json:"paymentRef,omitempty"`
-	CancelReason string           `json:"cancelReason,omitempty"`
-	Revision     int64            `json:"revision"`
-	Events       []eventOutput    `json:"events"`
+	ID           string        `json:"id"`
+	Status       string        `json:"status"`
+	Customer     string        `json:"customer"`
+	Total        int64         `json:"total"`
+	Currency     string        `json:"currency"`
+	Lines        []lineOutput  `json:"lines"`
+	PaymentRef   string        `json:"paymentRef,omitempty"`
+	CancelReason string        `json:"cancelReason,omitempty"`
+	Revision     int64         `json:"revision"`
+	AsOf         *asOfOutput   `json:"asOf,omitempty"`
+	Events       []eventOutput `json:"events"`
+}
+
+// lineOutput is one order line; unitPrice in minor units, like every amount in JSON.
+type lineOutput struct {
+	SKU       string `json:"sku"`
+	Quantity  int64  `json:"quantity"`
+	UnitPrice int64  `json:"unitPrice"`
+}
+
+// asOfOutput says that show folded the stream only up to a point (--at).
+type asOfOutput struct {
+	At          string     `json:"at"`             // --at as given
+	Revision    int64      `json:"revision"`       // the last revision folded
+	Time        *time.Time `json:"time,omitempty"` // --at as a time
+	LaterEvents int        `json:"laterEvents"`    // events after it, not folded
 }
 
 type eventOutput struct {
@@ -365,11 +491,13 @@ func showJSON(o *aggregate.Order, h eventstore.History) showOutput {
 		Customer:     o.Customer(),
 		Total:        o.Total(),
 		Currency:     o.Currency(),
-		Lines:        o.Lines(),
 		PaymentRef:   o.PaymentRef(),
 		CancelReason: o.CancelReason(),
 		Revision:     o.Version(),
 		Events:       make([]eventOutput, len(h)),
+	}
+	for _, l := range o.Lines() {
+		out.Lines = append(out.Lines, lineOutput{SKU: l.SKU, Quantity: l.Quantity, UnitPrice: l.UnitPrice})
 	}
 	for i, r := range h {
 		out.Events[i] = eventOutput{
@@ -388,11 +516,14 @@ func showJSON(o *aggregate.Order, h eventstore.History) showOutput {
 func (a *app) printShow(out showOutput) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "order\t%s\n", out.ID)
+	if out.AsOf != nil {
+		fmt.Fprintf(w, "as of\trevision %d (--at %s); %d later event(s) not folded\n", out.AsOf.Revision, out.AsOf.At, out.AsOf.LaterEvents)
+	}
 	fmt.Fprintf(w, "status\t%s\n", out.Status)
 	fmt.Fprintf(w, "customer\t%s\n", out.Customer)
-	fmt.Fprintf(w, "total\t%d %s (minor units)\n", out.Total, out.Currency)
+	fmt.Fprintf(w, "total\t%s\n", aggregate.FormatMoney(out.Total, out.Currency))
 	for _, l := range out.Lines {
-		fmt.Fprintf(w, "line\t%s x %d at %d\n", l.SKU, l.Quantity, l.UnitPrice)
+		fmt.Fprintf(w, "line\t%s x %d at %s\n", l.SKU, l.Quantity, aggregate.FormatAmount(l.UnitPrice, out.Currency))
 	}
 	if out.PaymentRef != "" {
 		fmt.Fprintf(w, "payment\t%s\n", out.PaymentRef)

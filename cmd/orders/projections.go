@@ -16,6 +16,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/spf13/cobra"
 
+	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/projections"
 	"github.com/orderstore/orders/projections/verify"
@@ -23,6 +24,13 @@ import (
 
 // envDB names the environment variable that gives the read-model database URL.
 const envDB = "ORDERS_DB"
+
+// envData names the environment variable that gives the data directory (serve's and node's
+// --data, and where the commands that read the read models look for them).
+const envData = "ORDERS_DATA"
+
+// defaultDataDir is --data unless ORDERS_DATA says otherwise.
+const defaultDataDir = "./data"
 
 // defaultDBFile is the SQLite file of the read models inside the data directory.
 const defaultDBFile = "readmodels.db"
@@ -38,23 +46,45 @@ func (a *app) envDB() string {
 	return ""
 }
 
-// dbFlag registers --db on a command that reads the read models (default ./data/readmodels.db,
-// the default of serve's --data).
-func (a *app) dbFlag(cmd *cobra.Command, db *string) {
-	def := a.envDB()
-	if def == "" {
-		def = filepath.Join("data", defaultDBFile)
+// envDataDir returns ORDERS_DATA, else the default data directory.
+func (a *app) envDataDir() string {
+	if v, ok := a.lookupEnv(envData); ok && v != "" {
+		return v
 	}
-	cmd.Flags().StringVar(db, "db", def, "read-model database: postgres://... or a SQLite file (env "+envDB+")")
+	return defaultDataDir
 }
 
-// openStore opens the read models. A missing SQLite file is an error here: only serve
-// creates the database.
+// dbFlag registers --db and --data on a command that reads the read models, with serve's
+// defaults: --db (env ORDERS_DB) wins; without it the database is <data>/readmodels.db, --data
+// (env ORDERS_DATA) defaulting to ./data like serve's. A --data given on the command line wins
+// over ORDERS_DB from the environment.
+func (a *app) dbFlag(cmd *cobra.Command, db *string) {
+	f := cmd.Flags()
+	prev := cmd.PreRunE
+	cmd.PreRunE = func(c *cobra.Command, args []string) error {
+		a.readFlags = c.Flags() // the command that runs
+		if prev != nil {
+			return prev(c, args)
+		}
+		return nil
+	}
+	f.StringVar(db, "db", a.envDB(), "read-model database: postgres://... or a SQLite file (default <data>/"+defaultDBFile+"; env "+envDB+")")
+	f.StringVar(&a.readData, "data", a.envDataDir(), "data directory of orders serve, whose "+defaultDBFile+" is read unless --db is given (env "+envData+")")
+}
+
+// openStore opens the read models: db, or <--data>/readmodels.db when db is "". A missing
+// SQLite file is an error here: only serve creates the database.
 func (a *app) openStore(ctx context.Context, db string) (*projections.Store, error) {
+	if a.readFlags != nil && a.readFlags.Changed("data") && !a.readFlags.Changed("db") {
+		db = ""
+	}
+	if db == "" {
+		db = filepath.Join(a.readData, defaultDBFile)
+	}
 	if !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
 		path := strings.TrimPrefix(db, "sqlite://")
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("no read-model database at %s (run orders serve first, or pass --db): %w", path, errors.Unwrap(err))
+			return nil, fmt.Errorf("no read-model database at %s (run orders serve first, or pass --data or --db): %w", path, errors.Unwrap(err))
 		}
 	}
 	return projections.Open(ctx, db)
@@ -64,7 +94,7 @@ func (a *app) listCmd() *cobra.Command {
 	var db, status, customer string
 	var limit int
 	cmd := &cobra.Command{
-		Use:   "list [--status S] [--customer EMAIL] [--limit N] [--db URL]",
+		Use:   "list [--status S] [--customer EMAIL] [--limit N] [--data DIR | --db URL]",
 		Short: "List orders from the order_summaries read model",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -88,14 +118,18 @@ func (a *app) listCmd() *cobra.Command {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(struct {
-					Orders []projections.OrderSummary `json:"orders"`
-				}{orders})
+				out := struct {
+					Orders []listOutput `json:"orders"`
+				}{Orders: make([]listOutput, len(orders))}
+				for i, o := range orders {
+					out.Orders[i] = listJSON(o)
+				}
+				return a.printJSON(out)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTATUS\tCUSTOMER\tTOTAL\tPLACED")
 			for _, o := range orders {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.OrderID, o.Status, o.Customer, money(o.Total, o.Currency), o.PlacedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.OrderID, o.Status, o.Customer, aggregate.FormatMoney(o.Total, o.Currency), o.PlacedAt.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},
@@ -108,12 +142,33 @@ func (a *app) listCmd() *cobra.Command {
 	return cmd
 }
 
-func money(minor int64, currency string) string {
-	sign := ""
-	if minor < 0 {
-		sign, minor = "-", -minor
+// listOutput is one order of list --json, in show's vocabulary: "id" is the order id,
+// "lineCount" the number of lines (show's "lines" lists them), amounts in minor units.
+type listOutput struct {
+	ID           string    `json:"id"`
+	Status       string    `json:"status"`
+	Customer     string    `json:"customer"`
+	Total        int64     `json:"total"`
+	Currency     string    `json:"currency"`
+	LineCount    int64     `json:"lineCount"`
+	PaymentRef   string    `json:"paymentRef,omitempty"`
+	PaidAmount   int64     `json:"paidAmount"`
+	PlacedAt     time.Time `json:"placedAt"`
+	PaidAt       time.Time `json:"paidAt,omitzero"`
+	ShippedAt    time.Time `json:"shippedAt,omitzero"`
+	CancelledAt  time.Time `json:"cancelledAt,omitzero"`
+	CancelReason string    `json:"cancelReason,omitempty"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	Revision     uint64    `json:"revision"` // the order's last revision the read model applied
+}
+
+func listJSON(o projections.OrderSummary) listOutput {
+	return listOutput{
+		ID: o.OrderID, Status: o.Status, Customer: o.Customer, Total: o.Total, Currency: o.Currency,
+		LineCount: o.Lines, PaymentRef: o.PaymentRef, PaidAmount: o.PaidAmount, PlacedAt: o.PlacedAt,
+		PaidAt: o.PaidAt, ShippedAt: o.ShippedAt, CancelledAt: o.CancelledAt, CancelReason: o.CancelReason,
+		UpdatedAt: o.UpdatedAt, Revision: o.AppliedRevision,
 	}
-	return fmt.Sprintf("%s%d.%02d %s", sign, minor/100, minor%100, currency)
 }
 
 func (a *app) projectionsCmd() *cobra.Command {
@@ -135,9 +190,15 @@ func (a *app) projectionsCmd() *cobra.Command {
 func (a *app) projectionsStatusCmd() *cobra.Command {
 	var db string
 	cmd := &cobra.Command{
-		Use:   "status [--db URL] [--json]",
+		Use:   "status [--data DIR | --db URL] [--json]",
 		Short: "Show each projection's position, the head of the log, the lag in events and the time since the last applied event",
-		Args:  exactArgs(),
+		Long: "status reads each projection's checkpoint and counts the log.\n\n" +
+			"POSITION  the position in $all of the last event the projection applied\n" +
+			"HEAD      the position of the last record of $all (any stream, system records included),\n" +
+			"          the same figure as \"Head\" on the node's subscription pages and \"head\" in /status\n" +
+			"LAG       order events in the log not yet applied: 0 when the projection is caught up\n" +
+			"          (the node's pages call what a group still has to deliver \"Behind\")",
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 			defer cancel()
@@ -178,7 +239,7 @@ func (a *app) projectionsRebuildCmd() *cobra.Command {
 	var db string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "rebuild NAME|--all [--db URL]",
+		Use:   "rebuild NAME|--all [--data DIR | --db URL]",
 		Short: "Replay the log from position zero into fresh tables and swap them in when caught up",
 		Long: "rebuild replays $all from position zero into shadow tables while the live tables keep serving,\n" +
 			"then swaps them in atomically. Projections: " + strings.Join(projections.Names(), ", ") + ".",
@@ -197,7 +258,7 @@ func (a *app) projectionsRebuildCmd() *cobra.Command {
 			defer closeAll()
 			var pr *progressPrinter
 			if !a.jsonOut {
-				pr = newProgressPrinter(a.stdout, a.now)
+				pr = newProgressPrinter(a.stderr, a.now) // progress is not the result: stderr
 			}
 			res, err := s.Rebuild(ctx, client, names, pr.print)
 			pr.finish()

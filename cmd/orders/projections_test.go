@@ -72,13 +72,13 @@ func TestServeProjectionsCLI(t *testing.T) {
 	caughtUp()
 
 	var list struct {
-		Orders []projections.OrderSummary `json:"orders"`
+		Orders []listOutput `json:"orders"`
 	}
 	ok(t, &list, "list", "--db", db)
 	require.Len(t, list.Orders, 2)
 	ok(t, &list, "list", "--db", db, "--status", "paid")
 	require.Len(t, list.Orders, 1)
-	require.Equal(t, p1.ID, list.Orders[0].OrderID)
+	require.Equal(t, p1.ID, list.Orders[0].ID)
 	ok(t, &list, "list", "--db", db, "--customer", "nobody@example.com")
 	require.Empty(t, list.Orders)
 	r = cli(t, "list", "--db", db)

@@ -8,12 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/projections"
 )
-
-// formatAmount is how customers, revenue and the status page print money: the one place to
-// change when money formatting changes.
-func formatAmount(minor int64, currency string) string { return money(minor, currency) }
 
 // revenueTotal is the sum of the selected days in one currency.
 type revenueTotal struct {
@@ -68,7 +65,7 @@ func (a *app) revenueCmd() *cobra.Command {
 	var db string
 	var f projections.RevenueFilter
 	cmd := &cobra.Command{
-		Use:   "revenue [--from DAY] [--to DAY] [--currency C] [--db URL]",
+		Use:   "revenue [--from DAY] [--to DAY] [--currency C] [--data DIR | --db URL]",
 		Short: "Payments received per UTC day and currency, with totals (daily_revenue read model)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -102,10 +99,10 @@ func (a *app) revenueCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "DAY\tCURRENCY\tPAYMENTS\tAMOUNT\t")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", r.Day, r.Currency, r.Payments, formatAmount(r.Amount, r.Currency))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", r.Day, r.Currency, r.Payments, aggregate.FormatMoney(r.Amount, r.Currency))
 			}
 			for _, t := range totals {
-				fmt.Fprintf(tw, "total\t%s\t%d\t%s\t\n", t.Currency, t.Payments, formatAmount(t.Amount, t.Currency))
+				fmt.Fprintf(tw, "total\t%s\t%d\t%s\t\n", t.Currency, t.Payments, aggregate.FormatMoney(t.Amount, t.Currency))
 			}
 			return tw.Flush()
 		},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,8 +31,14 @@ type app struct {
 
 	esdbURL  string
 	jsonOut  bool
+	verbose  bool
 	timeout  time.Duration
 	logLevel string
+
+	// readData is --data of the commands that read the read models, readFlags their flags
+	// (see dbFlag).
+	readData  string
+	readFlags interface{ Changed(name string) bool }
 }
 
 // run executes the command line args and returns the process exit status. On failure it
@@ -50,7 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "orders: %s\n", message(err))
+		msg := a.message(err)
+		fmt.Fprintf(stderr, "orders: %s\n", msg)
+		// --json may not have been parsed when the flags themselves were wrong.
+		if a.jsonOut || slices.Contains(args, "--json") {
+			_ = a.printJSON(errorJSON(err, msg))
+		}
 	}
 	return exitCode(err)
 }
@@ -63,6 +75,7 @@ func (a *app) rootCmd() *cobra.Command {
 			"and runs the embedded EventStoreDB node (orders node) or the whole service (orders serve).",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -72,6 +85,7 @@ func (a *app) rootCmd() *cobra.Command {
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
+	root.SetVersionTemplate("orders {{.Version}}\n")
 
 	def := eventstore.DefaultConnectionString
 	if v, ok := a.lookupEnv(envESDB); ok && v != "" {
@@ -79,7 +93,8 @@ func (a *app) rootCmd() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.esdbURL, "esdb", def, "EventStoreDB connection string (env "+envESDB+")")
-	pf.BoolVar(&a.jsonOut, "json", false, "print one JSON object")
+	pf.BoolVar(&a.jsonOut, "json", false, "print one JSON object on stdout (on failure: {\"error\": {...}})")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "add the underlying detail to error messages")
 	pf.DurationVar(&a.timeout, "timeout", defaultTimeout, "time limit of an order command")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of serve and node: debug, info, warn, error")
 
@@ -110,14 +125,29 @@ func (a *app) esdbExplicit(cmd *cobra.Command) bool {
 	return ok && v != ""
 }
 
-// exactArgs is cobra.ExactArgs with a usage error and the names of the arguments.
+// exactArgs is cobra.ExactArgs with a usage error written for people: "missing order ID",
+// "unexpected argument \"x\"". names are the arguments' names in the usage line.
 func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, args []string) error {
-		if len(args) != len(names) {
-			return usageErrorf("want %d argument(s) (%v), got %d", len(names), names, len(args))
+		switch {
+		case len(args) < len(names):
+			return usageErrorf("missing %s", argName(names[len(args)]))
+		case len(args) > len(names):
+			return usageErrorf("unexpected argument %q", args[len(names)])
 		}
 		return nil
 	}
+}
+
+// argName is how a message names an argument of the usage line.
+func argName(name string) string {
+	switch name {
+	case "ID":
+		return "order ID"
+	case "NAME":
+		return "subscription group name"
+	}
+	return name
 }
 
 // printJSON prints v as one JSON object on a line.

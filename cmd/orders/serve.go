@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/mail"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/cmd/orders/statusweb"
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/eventstore/esdbnode"
@@ -38,10 +41,10 @@ type nodeFlags struct {
 	insecure bool
 }
 
-func (n *nodeFlags) register(cmd *cobra.Command) {
+func (n *nodeFlags) register(cmd *cobra.Command, a *app) {
 	f := cmd.Flags()
 	f.StringVar(&n.addr, "addr", esdbnode.DefaultAddr, "listen address of the embedded node (gRPC and web UI)")
-	f.StringVar(&n.dataDir, "data", "./data", "data directory")
+	f.StringVar(&n.dataDir, "data", a.envDataDir(), "data directory (env "+envData+")")
 	f.BoolVar(&n.insecure, "insecure", false, "allow a non-loopback --addr (the node has no TLS and no users)")
 }
 
@@ -53,8 +56,9 @@ func (a *app) logger() (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})), nil
 }
 
-// startNode starts the embedded node and prints the ready line.
-func (a *app) startNode(n nodeFlags, logger *slog.Logger, observeAppend func(time.Duration)) (*esdbnode.Server, error) {
+// startNode starts the embedded node and prints the ready line. announce runs once the
+// configuration is accepted, before the node starts (and logs).
+func (a *app) startNode(n nodeFlags, logger *slog.Logger, observeAppend func(time.Duration), announce func()) (*esdbnode.Server, error) {
 	srv, err := esdbnode.New(esdbnode.Config{
 		Addr:          n.addr,
 		DataDir:       n.dataDir,
@@ -66,6 +70,7 @@ func (a *app) startNode(n nodeFlags, logger *slog.Logger, observeAppend func(tim
 	if err != nil {
 		return nil, err
 	}
+	announce()
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
@@ -76,8 +81,9 @@ func (a *app) startNode(n nodeFlags, logger *slog.Logger, observeAppend func(tim
 	return srv, nil
 }
 
-// checkExternal makes sure the external node answers, then prints the ready line.
-func (a *app) checkExternal(ctx context.Context, connString string) error {
+// checkExternal makes sure the external node answers, then calls announce and prints the
+// ready line.
+func (a *app) checkExternal(ctx context.Context, connString string, announce func()) error {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	client, err := eventstore.Connect(connString)
@@ -91,6 +97,7 @@ func (a *app) checkExternal(ctx context.Context, connString string) error {
 		}
 		return err
 	}
+	announce()
 	return a.printReady(eventstore.Address(connString), connString)
 }
 
@@ -127,14 +134,14 @@ func (a *app) nodeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := a.startNode(n, logger, nil)
+			srv, err := a.startNode(n, logger, nil, func() {})
 			if err != nil {
 				return err
 			}
 			return runNode(ctx, srv)
 		},
 	}
-	n.register(cmd)
+	n.register(cmd, a)
 	return cmd
 }
 
@@ -152,16 +159,30 @@ func (a *app) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			external, err := a.serveUsesExternal(cmd, n)
+			if err != nil {
+				return err
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
 			g, ctx := errgroup.WithContext(ctx)
 			connString := a.esdbURL
-			if a.esdbExplicit(cmd) {
-				if err := a.checkExternal(ctx, connString); err != nil {
+			if external {
+				// The first log line says which node serve uses, once it is known to answer.
+				announce := func() {
+					logger.Info("using an external EventStoreDB node", "esdb", eventstore.Address(a.esdbURL), "from", a.esdbSource(cmd))
+				}
+				if err := a.checkExternal(ctx, connString, announce); err != nil {
 					return err
 				}
 			} else {
 				// The node must accept connections before any client makes its first call:
 				// the official client gives up for good after its discovery attempts.
-				srv, err := a.startNode(n, logger, opts.latency.observeAppend)
+				announce := func() {
+					logger.Info("using the embedded EventStoreDB node", "addr", n.addr, "data", n.dataDir)
+				}
+				srv, err := a.startNode(n, logger, opts.latency.observeAppend, announce)
 				if err != nil {
 					return err
 				}
@@ -185,9 +206,69 @@ func (a *app) serveCmd() *cobra.Command {
 			return errors.Join(err, closeParts())
 		},
 	}
-	n.register(cmd)
+	n.register(cmd, a)
 	opts.register(cmd, a)
 	return cmd
+}
+
+// serveUsesExternal decides which node serve uses. Without --esdb or ORDERS_ESDB, or when the
+// connection string names serve's own --addr (a user who exported ORDERS_ESDB for the CLI),
+// serve runs the embedded node. When it names another node, serve uses that one, unless the
+// settings contradict each other, which is a usage error naming both: --addr given with
+// another node (the embedded node's address has no use then), or ORDERS_ESDB from the
+// environment with --data given on the command line (a user restarting serve in a terminal
+// where ORDERS_ESDB was exported for the CLI). --esdb and --data on one command line are
+// deliberate: --data then holds the read models and the mail directory only.
+func (a *app) serveUsesExternal(cmd *cobra.Command, n nodeFlags) (bool, error) {
+	if !a.esdbExplicit(cmd) {
+		return false, nil
+	}
+	if _, err := eventstore.Connect(a.esdbURL); err != nil {
+		return false, err // malformed: exit 2
+	}
+	if sameAddr(eventstore.Address(a.esdbURL), n.addr) {
+		return false, nil
+	}
+	var clash []string
+	if cmd.Flags().Changed("addr") {
+		clash = append(clash, "--addr "+n.addr)
+	}
+	if cmd.Flags().Changed("data") && !cmd.Flags().Changed("esdb") {
+		clash = append(clash, "--data "+n.dataDir)
+	}
+	if len(clash) > 0 {
+		hint := "drop --esdb to run the embedded node"
+		if !cmd.Flags().Changed("esdb") {
+			hint = "unset " + envESDB + " to run the embedded node"
+		}
+		return false, usageErrorf("%s names another node (%s), but %s asks for the embedded node: %s, or drop %s to use that node",
+			a.esdbSource(cmd), eventstore.Address(a.esdbURL), strings.Join(clash, " and "), hint, strings.Join(clash, " and "))
+	}
+	return true, nil
+}
+
+// esdbSource names where the connection string came from, for messages.
+func (a *app) esdbSource(cmd *cobra.Command) string {
+	if cmd.Flags().Changed("esdb") {
+		return "--esdb " + a.esdbURL
+	}
+	return envESDB + "=" + a.esdbURL
+}
+
+// sameAddr reports whether two host:port addresses name the same listener, taking localhost
+// for 127.0.0.1.
+func sameAddr(x, y string) bool {
+	norm := func(s string) string {
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return s
+		}
+		if host == "localhost" || host == "" {
+			host = "127.0.0.1"
+		}
+		return net.JoinHostPort(host, port)
+	}
+	return norm(x) == norm(y)
 }
 
 // serveOptions are serve's flags beyond the node's.
@@ -198,6 +279,7 @@ type serveOptions struct {
 	smtpURL    string        // --smtp: "" = .eml files under mailDir
 	mailDir    string        // --mail-dir: "" = <data>/mail
 	stallAfter time.Duration // --stall-after
+	mailFrom   string        // --mail-from: the From address of the e-mails
 	latency    *latency      // feeds /metrics' latency histograms
 }
 
@@ -237,7 +319,26 @@ func (o *serveOptions) register(cmd *cobra.Command, a *app) {
 	f.StringVar(&o.httpAddr, "http", defaultHTTPAddr, "listen address of the HTTP server (status page, /healthz, /metrics, /status)")
 	f.StringVar(&o.smtpURL, "smtp", "", "send e-mail through this SMTP server, smtp://[user:pass@]host:port (STARTTLS when offered); default: .eml files under --mail-dir")
 	f.StringVar(&o.mailDir, "mail-dir", "", "directory of the .eml files when --smtp is not given (default <data>/mail)")
+	f.StringVar(&o.mailFrom, "mail-from", a.envMailFrom(), "From address of the e-mails (env "+envMailFrom+"); a real relay given with --smtp may refuse the default")
 	f.DurationVar(&o.stallAfter, "stall-after", 30*time.Second, "how long a lagging subscriber may go without progress before /healthz reports it stalled")
+}
+
+// envMailFrom names the environment variable that gives --mail-from.
+const envMailFrom = "ORDERS_MAIL_FROM"
+
+func (a *app) envMailFrom() string {
+	if v, ok := a.lookupEnv(envMailFrom); ok && v != "" {
+		return v
+	}
+	return notify.DefaultFrom
+}
+
+// validate checks the options that are plain input, before anything starts.
+func (o *serveOptions) validate() error {
+	if a, err := mail.ParseAddress(o.mailFrom); err != nil || a.Name != "" || a.Address != o.mailFrom {
+		return usageErrorf("bad --mail-from %q: want a bare e-mail address such as orders@example.com", o.mailFrom)
+	}
+	return nil
 }
 
 // serveComponents builds the long-running parts of serve that talk to EventStoreDB at
@@ -277,7 +378,7 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 	if err != nil {
 		return nil, nil, err
 	}
-	senderCfg := notify.Config{Logger: logger, Now: a.now, Wrap: func(h subscribers.Handler) subscribers.Handler {
+	senderCfg := notify.Config{Logger: logger, Now: a.now, From: opts.mailFrom, Wrap: func(h subscribers.Handler) subscribers.Handler {
 		return opts.latency.wrapOne(notify.DefaultGroup, h)
 	}}
 	w, r := store.DB()
@@ -291,7 +392,7 @@ func (a *app) serveComponents(ctx context.Context, connString string, opts serve
 	}
 	src := &statusSource{runner: runner, sender: sender, group: notify.DefaultGroup, dial: dial}
 	figures := storeFigures{store: store}
-	status, err := statusweb.New(src, statusweb.Options{StallAfter: opts.stallAfter, Logger: logger, Figures: figures, Money: formatAmount})
+	status, err := statusweb.New(src, statusweb.Options{StallAfter: opts.stallAfter, Logger: logger, Figures: figures, Money: aggregate.FormatMoney})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderstore/orders/aggregate"
 	"github.com/orderstore/orders/cmd/orders/statusweb"
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest/browsertest"
 	"github.com/orderstore/orders/projections"
@@ -75,7 +76,7 @@ func TestBrowserServeFigures(t *testing.T) {
 	customers := browsertest.Value(t, ctx, "read the customers", chromedp.Evaluate[[]pageRow](`(`+pageRowsJS+`)('table.customers', 'customer')`))
 	want := map[[2]string]string{}
 	for _, c := range cs.Customers {
-		want[[2]string{c.Customer, c.Currency}] = formatAmount(c.PaidAmount, c.Currency)
+		want[[2]string{c.Customer, c.Currency}] = aggregate.FormatMoney(c.PaidAmount, c.Currency)
 	}
 	require.Len(t, customers, len(want))
 	for _, row := range customers {
@@ -87,7 +88,7 @@ func TestBrowserServeFigures(t *testing.T) {
 	require.Len(t, revenue, len(rv.Revenue))
 	for i, row := range revenue { // newest day first on the page
 		r := rv.Revenue[len(rv.Revenue)-1-i]
-		require.Equal(t, pageRow{Key: r.Day, Currency: r.Currency, Amount: formatAmount(r.Amount, r.Currency)}, row)
+		require.Equal(t, pageRow{Key: r.Day, Currency: r.Currency, Amount: aggregate.FormatMoney(r.Amount, r.Currency)}, row)
 	}
 	browsertest.Screenshot(t, ctx, "figures")
 

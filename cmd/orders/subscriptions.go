@@ -68,7 +68,7 @@ func subscriptionError(ctx context.Context, op, stream, group string, err error)
 	}
 	err = eventstore.TranslateGroupError(ctx, op, err)
 	if errors.Is(err, eventstore.ErrGroupNotFound) {
-		return fmt.Errorf("%w: %q on %s", errGroupNotFound, group, stream)
+		return &groupNotFoundError{group: group, stream: stream}
 	}
 	return err
 }

@@ -133,10 +133,10 @@ func TestSubscriptionsCommands(t *testing.T) {
 			code   int
 			stderr string
 		}{
-			{"unknown group", []string{"subscriptions", "info", "nope"}, 1, "orders: persistent subscription group not found: \"nope\" on $all\n"},
-			{"group on the wrong stream", []string{"subscriptions", "info", "parker"}, 1, "orders: persistent subscription group not found: \"parker\" on $all\n"},
-			{"replay unknown group", []string{"subscriptions", "replay-parked", "nope"}, 1, "orders: persistent subscription group not found"},
-			{"missing name", []string{"subscriptions", "info"}, 2, "orders: want 1 argument(s)"},
+			{"unknown group", []string{"subscriptions", "info", "nope"}, 1, "orders: persistent subscription group \"nope\" on $all not found\n"},
+			{"group on the wrong stream", []string{"subscriptions", "info", "parker"}, 1, "orders: persistent subscription group \"parker\" on $all not found\n"},
+			{"replay unknown group", []string{"subscriptions", "replay-parked", "nope"}, 1, "orders: persistent subscription group \"nope\" on $all not found"},
+			{"missing name", []string{"subscriptions", "info"}, 2, "orders: missing subscription group name"},
 			{"bad stop-at", []string{"subscriptions", "replay-parked", "parker", "--stop-at", "-1"}, 2, "orders: --stop-at must be positive"},
 			{"unknown subcommand", []string{"subscriptions", "frob"}, 2, "orders: unknown subscriptions command"},
 		}

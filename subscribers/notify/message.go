@@ -3,8 +3,6 @@ package notify
 import (
 	"bytes"
 	"fmt"
-	"strconv"
-	"strings"
 	"text/template"
 	"time"
 
@@ -50,38 +48,10 @@ func MessageID(kind Kind, eventID uuid.UUID, domain string) string {
 	return string(kind) + "." + eventID.String() + "@" + domain
 }
 
-// minorDigits is the number of decimal places of the currencies that do not use 2 (ISO 4217).
-var minorDigits = map[string]int{
-	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
-	"PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-	"CLF": 4, "UYW": 4,
-}
-
-// FormatMoney formats an amount in minor units of currency: FormatMoney(1250, "EUR") is
-// "12.50 EUR", FormatMoney(500, "JPY") is "500 JPY".
-func FormatMoney(minor int64, currency string) string {
-	digits, ok := minorDigits[currency]
-	if !ok {
-		digits = 2
-	}
-	neg := minor < 0
-	// Work on the decimal string so that math.MinInt64 needs no special case.
-	s := strconv.FormatInt(minor, 10)
-	if neg {
-		s = s[1:]
-	}
-	if digits > 0 {
-		if len(s) <= digits {
-			s = strings.Repeat("0", digits-len(s)+1) + s
-		}
-		s = s[:len(s)-digits] + "." + s[len(s)-digits:]
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s + " " + currency
-}
+// FormatMoney formats an amount in minor units of currency with the currency's ISO 4217
+// exponent: FormatMoney(1250, "EUR") is "12.50 EUR", FormatMoney(500, "JPY") is "500 JPY".
+// It is aggregate.FormatMoney, the one rule every output follows.
+func FormatMoney(minor int64, currency string) string { return aggregate.FormatMoney(minor, currency) }
 
 // lineView is one order line as the templates see it.
 type lineView struct {

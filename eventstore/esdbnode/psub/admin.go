@@ -49,8 +49,12 @@ type GroupInfo struct {
 	// groups; -1 when there is none.
 	LastCheckpointed int64
 	LastKnown        int64 // the last event read from the source
-	Head             int64 // the source's last event (stream) or the log head ($all)
-	Behind           int64 // Head - LastCheckpointed (records for $all groups), never negative
+	Head             int64 // the source's last event (stream) or the log head: the position of the last record of $all, system records included ($all)
+	// Behind is what the group still has to deliver: messages read and not yet acked (buffered,
+	// to retry, in flight) plus the records of the source after the last one it read (for an
+	// $all group an upper bound: the filter may skip some). 0 when the group is caught up,
+	// whatever the checkpoint and other groups' checkpoint records in $all.
+	Behind int64
 
 	Parked           int64  // parked messages not yet replayed
 	ParkedStream     string // "$persistentsubscription-<key>-parked"
@@ -222,7 +226,7 @@ func (g *group) snapshot(ctx context.Context) (GroupInfo, error) {
 		LastCheckpointed:   g.lastCk,
 		LastKnown:          g.lastKnown,
 		Head:               head,
-		Behind:             max(0, head-g.lastCk),
+		Behind:             int64(len(g.buffer)+len(g.retry)+len(g.outstanding)) + max(0, head-g.lastScanned),
 		Parked:             parked,
 		ParkedStream:       g.parkStream,
 		CheckpointStream:   g.ckStream,

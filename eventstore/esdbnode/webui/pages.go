@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ type streamRow struct {
 type streamsPage struct {
 	Query     string
 	System    bool
-	Exact     *streamRow // the stream named exactly Query
+	Exact     *streamRow // the stream named exactly Query (or an id's stream, see Options.IDPrefixes)
 	Rows      []streamRow
 	MoreAfter string // next page of a search ("" none)
 	Head      uint64
@@ -84,6 +85,16 @@ func (h *Handler) streams(w http.ResponseWriter, r *http.Request) {
 				p.Exact = &streamRow{Name: p.Query, Deleted: st.SoftDeleted, Tombstoned: st.Tombstoned,
 					NotFoundYet: st.LastRevision < 0 && !st.SoftDeleted && !st.Tombstoned}
 			}
+			// A bare id (what the application prints) finds its stream "<prefix><id>".
+			if p.Exact == nil || p.Exact.NotFoundYet {
+				for _, prefix := range h.opts.IDPrefixes {
+					st, err := h.log.Stream(ctx, prefix+p.Query)
+					if err == nil && (st.LastRevision >= 0 || st.SoftDeleted || st.Tombstoned) {
+						p.Exact = &streamRow{Name: prefix + p.Query, Deleted: st.SoftDeleted, Tombstoned: st.Tombstoned}
+						break
+					}
+				}
+			}
 			after = p.Query
 		}
 		names, err := h.log.Streams(ctx, after, searchMax)
@@ -117,6 +128,7 @@ func (h *Handler) streams(w http.ResponseWriter, r *http.Request) {
 
 type streamPage struct {
 	Name          string
+	Open          bool // events shown expanded (default; ?open=0 collapses them)
 	State         eventlog.StreamState
 	Metadata      body
 	MetaStream    string // "$$<name>", "" for a metastream
@@ -150,7 +162,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := streamPage{Name: name, State: st, Metadata: newBody(st.Metadata.Raw), Count: count,
-		ShowingLatest: from >= uint64(max(st.LastRevision, 0))}
+		ShowingLatest: from >= uint64(max(st.LastRevision, 0)), Open: r.URL.Query().Get("open") != "0"}
 	if !strings.HasPrefix(name, "$$") {
 		p.MetaStream = "$$" + name
 	}
@@ -170,6 +182,9 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		if p.Events, err = h.view(ctx, recs); err != nil {
 			h.fail(w, r, errorCode(err), "cannot resolve links", err)
 			return
+		}
+		for i := range p.Events {
+			p.Events[i].Open = p.Open
 		}
 	}
 	h.render(w, r, http.StatusOK, "stream", pageData{Title: "Stream " + name, Nav: "streams", Body: p})
@@ -220,7 +235,14 @@ type allPage struct {
 	Head        uint64
 	OlderBefore string
 	NewerBefore string
+	Open        bool // ?open=1: events shown expanded
+	HideSystem  bool // ?sys=0: records whose type starts with "$" are hidden
+	Hidden      int  // system records skipped on this page
+	Query       func(open, hide bool, before string) string
 }
+
+// systemScan bounds how many records one $all page reads when hiding system records.
+const systemScan = 5000
 
 func (h *Handler) all(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -234,12 +256,50 @@ func (h *Handler) all(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, "bad page", err)
 		return
 	}
-	recs, err := h.log.ReadAll(ctx, eventlog.Backwards, before, count+1)
-	if err != nil {
-		h.fail(w, r, errorCode(err), "cannot read $all", err)
-		return
+	q := r.URL.Query()
+	p := allPage{Head: h.log.Head(), Open: q.Get("open") == "1", HideSystem: q.Get("sys") == "0"}
+	p.Query = func(open, hide bool, before string) string {
+		v := url.Values{}
+		if open {
+			v.Set("open", "1")
+		}
+		if hide {
+			v.Set("sys", "0")
+		}
+		if before != "" {
+			v.Set("before", before)
+		}
+		if len(v) == 0 {
+			return "/web/all"
+		}
+		return "/web/all?" + v.Encode()
 	}
-	p := allPage{Head: h.log.Head()}
+	// Read newest first, skipping system records when asked, until a page and one more.
+	var recs []eventlog.Record
+	from, scanned := before, 0
+	for len(recs) <= count && scanned < systemScan {
+		batch, err := h.log.ReadAll(ctx, eventlog.Backwards, from, count+1)
+		if err != nil {
+			h.fail(w, r, errorCode(err), "cannot read $all", err)
+			return
+		}
+		for _, rec := range batch {
+			if p.HideSystem && strings.HasPrefix(rec.Type, "$") {
+				if len(recs) <= count {
+					p.Hidden++
+				}
+				continue
+			}
+			if len(recs) <= count {
+				recs = append(recs, rec)
+			}
+		}
+		scanned += len(batch)
+		if len(batch) < count+1 {
+			break
+		}
+		from = batch[len(batch)-1].Position // Backwards reads positions < from
+	}
 	if len(recs) > count {
 		recs = recs[:count]
 		p.OlderBefore = formatUint(recs[count-1].Position)
@@ -247,9 +307,13 @@ func (h *Handler) all(w http.ResponseWriter, r *http.Request) {
 	if len(recs) > 0 && recs[0].Position < p.Head {
 		p.NewerBefore = formatUint(recs[0].Position + uint64(count) + 1)
 	}
-	if p.Events, err = h.view(ctx, recs); err != nil {
-		h.fail(w, r, errorCode(err), "cannot resolve links", err)
+	var err2 error
+	if p.Events, err2 = h.view(ctx, recs); err2 != nil {
+		h.fail(w, r, errorCode(err2), "cannot resolve links", err2)
 		return
+	}
+	for i := range p.Events {
+		p.Events[i].Open = p.Open
 	}
 	h.render(w, r, http.StatusOK, "all", pageData{Title: "$all", Nav: "all", Body: p})
 }

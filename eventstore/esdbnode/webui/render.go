@@ -138,6 +138,7 @@ type eventView struct {
 	Data      body
 	Metadata  body
 	Link      *linkView // the record is a link ("$>" with "<n>@<stream>" data)
+	Open      bool      // shown expanded in a list of events
 }
 
 // URL is the event's own page (by stream and revision; tombstones by position).

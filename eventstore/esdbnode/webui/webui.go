@@ -5,11 +5,16 @@
 //
 //	GET  /                                      redirect to /web/streams
 //	GET  /web/streams?q=&after=&sys=1           recent streams (from the tail of $all), or
-//	                                            streams whose name starts with q
-//	GET  /web/streams/{stream}?from=&count=     a stream's events, newest first, paged; its
-//	                                            metadata; deleted and tombstoned banners
+//	                                            streams whose name starts with q; a bare id q
+//	                                            also finds "<prefix><q>" (Options.IDPrefixes)
+//	GET  /web/streams/{stream}?from=&count=&open=0
+//	                                            a stream's events, newest first, paged, shown
+//	                                            expanded (open=0: collapsed); its metadata;
+//	                                            deleted and tombstoned banners
 //	GET  /web/streams/{stream}/{revision}       one event; a link shows its resolved target
-//	GET  /web/all?before=&count=                $all, newest first, paged by position
+//	GET  /web/all?before=&count=&open=1&sys=0   $all, newest first, paged by position;
+//	                                            open=1 expands every event, sys=0 hides
+//	                                            system events (types starting with "$")
 //	GET  /web/all/{position}                    one record of $all by position
 //	GET  /web/subscriptions                     every persistent subscription group
 //	GET  /web/subscriptions/{stream}/{group}    one group: settings, connections,
@@ -89,7 +94,13 @@ type Options struct {
 	PageSize int
 	// Refresh is how often subscription pages refresh themselves (0: 2s).
 	Refresh time.Duration
+	// IDPrefixes are the stream-name prefixes tried when a search is a bare id with no stream
+	// of its own: searching "<id>" finds the stream "<prefix><id>" (nil: DefaultIDPrefixes).
+	IDPrefixes []string
 }
+
+// DefaultIDPrefixes: the order store names an order's stream "order-<id>" and prints the id.
+var DefaultIDPrefixes = []string{"order-"}
 
 // Handler serves the UI. Create it with New.
 type Handler struct {
@@ -116,6 +127,9 @@ func New(log EventLog, subs Subscriptions, opts Options) *Handler {
 	}
 	if opts.Refresh <= 0 {
 		opts.Refresh = 2 * time.Second
+	}
+	if opts.IDPrefixes == nil {
+		opts.IDPrefixes = DefaultIDPrefixes
 	}
 	h := &Handler{log: log, subs: subs, opts: opts, tmpl: parseTemplates(), mux: http.NewServeMux()}
 
