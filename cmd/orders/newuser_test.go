@@ -212,19 +212,22 @@ func TestServeWithExportedESDB(t *testing.T) {
 	require.Contains(t, first, `msg="using an external EventStoreDB node"`)
 }
 
-// TestNodeDownMessage: one short sentence, no order id the user never saw; --verbose adds
-// the detail.
+// TestNodeDownMessage: one short sentence, no order id the user never saw; an order command
+// adds that nothing was appended; --verbose adds the detail.
 func TestNodeDownMessage(t *testing.T) {
 	addr := closedAddr(t)
 	url := "esdb://" + addr + "?tls=false"
 	want := fmt.Sprintf(`cannot reach EventStoreDB at %s (is "orders serve" running?)`, addr)
-	for _, args := range [][]string{
-		{"place", "--customer", "ann@example.com", "--item", "B:1:100"},
-		{"show", uuid.NewString()},
-		{"pay", uuid.NewString()},
+	for _, c := range []struct {
+		args   []string
+		suffix string
+	}{
+		{[]string{"place", "--customer", "ann@example.com", "--item", "B:1:100"}, "; nothing appended"},
+		{[]string{"show", uuid.NewString()}, ""},
+		{[]string{"pay", uuid.NewString()}, "; nothing appended"},
 	} {
-		msg := oneLine(t, cli(t, append([]string{"--esdb", url}, args...)...), 1)
-		require.Equal(t, want, msg, "%v", args)
+		msg := oneLine(t, cli(t, append([]string{"--esdb", url}, c.args...)...), 1)
+		require.Equal(t, want+c.suffix, msg, "%v", c.args)
 	}
 	msg := oneLine(t, cli(t, "--esdb", url, "--verbose", "place", "--customer", "ann@example.com", "--item", "B:1:100"), 1)
 	require.True(t, strings.HasPrefix(msg, "cannot reach EventStoreDB at "+addr+": "), msg)
