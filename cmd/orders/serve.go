@@ -36,6 +36,7 @@ type nodeFlags struct {
 	addr     string
 	dataDir  string
 	insecure bool
+	limits   esdbnode.Limits // nodelimits.go
 }
 
 func (n *nodeFlags) register(cmd *cobra.Command) {
@@ -43,6 +44,7 @@ func (n *nodeFlags) register(cmd *cobra.Command) {
 	f.StringVar(&n.addr, "addr", esdbnode.DefaultAddr, "listen address of the embedded node (gRPC and web UI)")
 	f.StringVar(&n.dataDir, "data", "./data", "data directory")
 	f.BoolVar(&n.insecure, "insecure", false, "allow a non-loopback --addr (the node has no TLS and no users)")
+	registerLimits(cmd, &n.limits)
 }
 
 func (a *app) logger() (*slog.Logger, error) {
@@ -59,6 +61,7 @@ func (a *app) startNode(n nodeFlags, logger *slog.Logger, observeAppend func(tim
 		Addr:          n.addr,
 		DataDir:       n.dataDir,
 		Insecure:      n.insecure,
+		Limits:        n.limits,
 		Logger:        logger,
 		Now:           a.now,
 		ObserveAppend: observeAppend,

@@ -22,6 +22,8 @@ type Config struct {
 	// ObserveAppend, if set, is told how long each successful Append took in the
 	// log (decide, group commit, sync), for metrics. It must not block.
 	ObserveAppend func(time.Duration)
+	// Limits bounds what clients can hold (zero fields: DefaultLimits).
+	Limits Limits
 }
 
 // Validate reports whether the configuration can be used: a data directory, a
@@ -41,7 +43,7 @@ func (c Config) Validate() error {
 	if !c.Insecure && !isLoopbackHost(host) {
 		return fmt.Errorf("%w: %q", ErrNotLoopback, addr)
 	}
-	return nil
+	return c.Limits.validate()
 }
 
 // isLoopbackHost: "localhost" or a loopback IP literal. An empty host (all
@@ -64,5 +66,6 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Limits = c.Limits.withDefaults()
 	return c
 }

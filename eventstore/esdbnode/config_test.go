@@ -3,6 +3,7 @@ package esdbnode_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/orderstore/orders/eventstore/esdbnode"
 )
@@ -35,5 +36,24 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("New() error = %v, want %v", nerr, tt.want)
 			}
 		})
+	}
+}
+
+func TestConfigValidateLimits(t *testing.T) {
+	bad := []esdbnode.Limits{
+		{MaxConnections: -1},
+		{MaxHeaderBytes: 100},
+		{MinBodyRate: -5},
+		{PrefaceTimeout: -time.Second},
+		{MaxConnectionAge: -time.Second},
+	}
+	for _, l := range bad {
+		cfg := esdbnode.Config{Addr: "127.0.0.1:0", DataDir: "d", Limits: l}
+		if err := cfg.Validate(); !errors.Is(err, esdbnode.ErrBadLimits) {
+			t.Errorf("Validate(%+v) = %v, want ErrBadLimits", l, err)
+		}
+	}
+	if err := (esdbnode.Config{DataDir: "d", Limits: esdbnode.DefaultLimits}).Validate(); err != nil {
+		t.Errorf("DefaultLimits: %v", err)
 	}
 }

@@ -19,6 +19,10 @@
 //     and persistent-subscription consumer calls (their context is cancelled),
 //     waits a bounded time (5 s) for other in-flight calls (then forces them),
 //     and closes psub and then the log.
+//   - Everything a client can hold is bounded by Config.Limits (connections,
+//     silent and slow connections, header and body timeouts, gRPC streams per
+//     connection, keepalive, message size 16 MiB minus 10,000 bytes as a real
+//     node's). A client that cancels or hangs up is logged at debug level.
 //   - The node binds to loopback unless Config.Insecure is set: it has no TLS
 //     and no users, so every caller is trusted.
 //   - Errors reach the client only through one mapping (errorStatus) to gRPC

@@ -14,6 +14,8 @@ var (
 	ErrStarted = errors.New("esdbnode: server already started")
 	// ErrClosed: Start called after Close.
 	ErrClosed = errors.New("esdbnode: server closed")
+	// ErrBadLimits: a field of Config.Limits is out of range.
+	ErrBadLimits = errors.New("esdbnode: invalid limits")
 )
 
 // Request errors; errorStatus maps them to gRPC InvalidArgument with the

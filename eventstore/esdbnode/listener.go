@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,11 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		tempDelay = 0
+		if !s.conns.acquire() {
+			s.refuse(conn)
+			continue
+		}
+		conn = &countedConn{Conn: conn, release: s.conns.release}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -48,12 +54,68 @@ func (s *Server) acceptLoop() {
 	}
 }
 
+// tooManyConnections is what a connection beyond Limits.MaxConnections
+// reads before the node closes it: an HTTP/1.1 client sees a 503, a gRPC
+// client a broken connection (Unavailable), and a person with curl the reason.
+const tooManyConnections = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 21\r\n\r\ntoo many connections\n"
+
+// refuseLogEvery bounds the warnings about refused connections, which a
+// flood would otherwise turn into a log flood.
+const refuseLogEvery = 10 * time.Second
+
+// refuse answers a connection beyond the cap and closes it, without reading
+// from it.
+func (s *Server) refuse(conn net.Conn) {
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(conn, tooManyConnections)
+	_ = conn.Close()
+	n := s.conns.refused.Add(1)
+	now := time.Now()
+	last := s.conns.lastWarn.Load()
+	if now.UnixNano()-last >= int64(refuseLogEvery) && s.conns.lastWarn.CompareAndSwap(last, now.UnixNano()) {
+		s.cfg.Logger.Warn("esdbnode: connection limit reached; refusing connections",
+			"max_connections", s.cfg.Limits.MaxConnections, "refused_total", n)
+	}
+}
+
+// connCounter counts open connections against Limits.MaxConnections.
+type connCounter struct {
+	max      int64
+	open     atomic.Int64
+	refused  atomic.Int64
+	lastWarn atomic.Int64 // unix nanoseconds of the last refusal warning
+}
+
+func (c *connCounter) acquire() bool {
+	if c.open.Add(1) > c.max {
+		c.open.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (c *connCounter) release() { c.open.Add(-1) }
+
+// countedConn releases its place in the count when first closed.
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
 // route reads as many bytes as it takes to tell an HTTP/2 preface from
 // anything else, then passes the connection, bytes replayed, on.
 func (s *Server) route(conn net.Conn) {
 	// Close interrupts a connection that is still silent.
 	stop := context.AfterFunc(s.baseCtx, func() { _ = conn.SetReadDeadline(time.Now()) })
-	isH2, peeked, err := sniff(conn, time.Now().Add(prefaceTimeout))
+	isH2, peeked, err := sniff(conn, time.Now().Add(s.cfg.Limits.PrefaceTimeout))
 	if !stop() {
 		err = net.ErrClosed
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -28,9 +29,6 @@ const (
 	// stopGrace bounds how long Close waits for in-flight calls before
 	// cutting them off.
 	stopGrace = 5 * time.Second
-	// prefaceTimeout bounds how long a new connection may take to send the
-	// bytes that tell gRPC from HTTP/1.1.
-	prefaceTimeout = 10 * time.Second
 )
 
 // Server is an embedded EventStoreDB node. Create it with New.
@@ -54,6 +52,7 @@ type Server struct {
 	baseCtx  context.Context // cancelled by Close: ends subscriptions
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // accept loop, connection sniffers, Serve goroutines
+	conns    connCounter    // open connections, against Limits.MaxConnections
 	closeErr error
 	stopped  chan struct{} // closed when the first Close has finished
 }
@@ -133,14 +132,26 @@ func (s *Server) Start() (err error) {
 		return fmt.Errorf("esdbnode: listen: %w", err)
 	}
 	s.ln = ln
+	s.conns.max = int64(s.cfg.Limits.MaxConnections)
 	s.grpcLn = newConnListener(ln.Addr())
 	s.httpLn = newConnListener(ln.Addr())
 
+	lim := s.cfg.Limits
 	s.gs = grpc.NewServer(
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(recoverUnary(lg)),
-		grpc.ChainStreamInterceptor(recoverStream(lg), endOnClose(s.baseCtx)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: lim.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:                  lim.KeepaliveTime,
+			Timeout:               lim.KeepaliveTimeout,
+			MaxConnectionIdle:     lim.MaxConnectionIdle,
+			MaxConnectionAge:      lim.MaxConnectionAge, // 0: none
+			MaxConnectionAgeGrace: lim.MaxConnectionAgeGrace,
+		}),
+		grpc.MaxConcurrentStreams(lim.MaxConcurrentStreams),
+		grpc.MaxRecvMsgSize(MaxReceiveMessageSize),
+		grpc.MaxHeaderListSize(uint32(lim.MaxHeaderBytes)),
+		grpc.ConnectionTimeout(lim.PrefaceTimeout),
+		grpc.ChainUnaryInterceptor(recoverUnary(lg), logCancelUnary(lg)),
+		grpc.ChainStreamInterceptor(recoverStream(lg), logCancelStream(lg), endOnClose(s.baseCtx)),
 		grpc.ForceServerCodecV2(newRawCodec()),
 	)
 	serverfeatures.RegisterServerFeaturesServer(s.gs, featuresService{})
@@ -148,9 +159,15 @@ func (s *Server) Start() (err error) {
 	persistent.RegisterPersistentSubscriptionsServer(s.gs, s.ps)
 
 	s.hs = &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           minBodyRate(s.mux, lim.MinBodyRate, lim.BodyRateGrace),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		// net/http reports clients that misbehave or vanish here: they are
+		// not the node's errors.
+		ErrorLog: slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
 	}
 
 	s.wg.Add(3)

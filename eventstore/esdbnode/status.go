@@ -98,7 +98,7 @@ func expectedVersion(e eventlog.Expected) int64 {
 // unaryError turns err into the status error of a unary call, setting its trailers.
 func unaryError(ctx context.Context, lg *slog.Logger, method string, err error) error {
 	st, md, known := errorStatus(err)
-	if !known {
+	if !known && !clientEnded(ctx, err) {
 		lg.Error("esdbnode: call failed", "method", method, "err", err)
 	}
 	if md != nil {
@@ -110,7 +110,7 @@ func unaryError(ctx context.Context, lg *slog.Logger, method string, err error) 
 // streamError turns err into the status error of a streaming call, setting its trailers.
 func streamError(ss grpc.ServerStream, lg *slog.Logger, method string, err error) error {
 	st, md, known := errorStatus(err)
-	if !known {
+	if !known && !clientEnded(ss.Context(), err) {
 		lg.Error("esdbnode: call failed", "method", method, "err", err)
 	}
 	if md != nil {
@@ -173,3 +173,42 @@ type ctxStream struct {
 }
 
 func (s *ctxStream) Context() context.Context { return s.ctx }
+
+// clientEnded reports whether a call ended because its client cancelled it,
+// let its deadline pass or went away: not an error of the node.
+func clientEnded(ctx context.Context, err error) bool {
+	if err == nil {
+		return false
+	}
+	if ctx.Err() != nil {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Canceled, codes.DeadlineExceeded:
+		return true
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// logCancelUnary logs calls that their client ended at debug level, so that
+// a client cannot write errors into the node's log by hanging up.
+func logCancelUnary(lg *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if clientEnded(ctx, err) {
+			lg.Debug("esdbnode: call ended by the client", "method", info.FullMethod, "err", err)
+		}
+		return resp, err
+	}
+}
+
+// logCancelStream is logCancelUnary for streaming calls.
+func logCancelStream(lg *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		err := handler(srv, ss)
+		if clientEnded(ss.Context(), err) {
+			lg.Debug("esdbnode: call ended by the client", "method", info.FullMethod, "err", err)
+		}
+		return err
+	}
+}

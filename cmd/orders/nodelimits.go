@@ -1,0 +1,45 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/orderstore/orders/eventstore/esdbnode"
+)
+
+// registerLimits adds a flag for every bound of the embedded node on what a
+// client can hold (esdbnode.Limits), with the node's defaults.
+func registerLimits(cmd *cobra.Command, l *esdbnode.Limits) {
+	f := cmd.Flags()
+	d := esdbnode.DefaultLimits
+	*l = d
+	f.IntVar(&l.MaxConnections, "max-connections", d.MaxConnections,
+		"most simultaneous connections to the node (gRPC and HTTP); more are refused with 503")
+	f.DurationVar(&l.PrefaceTimeout, "preface-timeout", d.PrefaceTimeout,
+		"how long a new connection may stay silent (or take over its TLS handshake)")
+	f.DurationVar(&l.ReadHeaderTimeout, "read-header-timeout", d.ReadHeaderTimeout,
+		"how long an HTTP request's headers may take")
+	f.IntVar(&l.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes,
+		"largest HTTP request header or gRPC header list, in bytes")
+	f.IntVar(&l.MinBodyRate, "min-body-rate", d.MinBodyRate,
+		"minimum HTTP request body rate in bytes/s once --body-rate-grace has passed; slower gets 408")
+	f.DurationVar(&l.BodyRateGrace, "body-rate-grace", d.BodyRateGrace,
+		"how long an HTTP request body may take before --min-body-rate applies")
+	f.DurationVar(&l.WriteTimeout, "http-write-timeout", d.WriteTimeout,
+		"how long an HTTP response may take to write")
+	f.DurationVar(&l.IdleTimeout, "http-idle-timeout", d.IdleTimeout,
+		"close an idle HTTP keep-alive connection after this long")
+	f.Uint32Var(&l.MaxConcurrentStreams, "max-concurrent-streams", d.MaxConcurrentStreams,
+		"most gRPC calls open at once on one connection")
+	f.DurationVar(&l.KeepaliveMinTime, "keepalive-min-time", d.KeepaliveMinTime,
+		"shortest gRPC ping interval a client may use (the official client pings every 10s)")
+	f.DurationVar(&l.KeepaliveTime, "keepalive-time", d.KeepaliveTime,
+		"ping a gRPC connection silent this long")
+	f.DurationVar(&l.KeepaliveTimeout, "keepalive-timeout", d.KeepaliveTimeout,
+		"close a gRPC connection whose ping goes unanswered this long")
+	f.DurationVar(&l.MaxConnectionIdle, "max-connection-idle", d.MaxConnectionIdle,
+		"close a gRPC connection without calls for this long (clients reconnect on their next call)")
+	f.DurationVar(&l.MaxConnectionAge, "max-connection-age", d.MaxConnectionAge,
+		"end gRPC connections this old; 0 for no limit, so subscriptions may live for days")
+	f.DurationVar(&l.MaxConnectionAgeGrace, "max-connection-age-grace", d.MaxConnectionAgeGrace,
+		"time the calls of a connection past --max-connection-age get to finish")
+}
