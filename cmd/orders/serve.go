@@ -36,7 +36,7 @@ type nodeFlags struct {
 	addr     string
 	dataDir  string
 	insecure bool
-	limits   esdbnode.Limits // nodelimits.go
+	security nodeSecurity // nodesecurity.go: limits, TLS
 }
 
 func (n *nodeFlags) register(cmd *cobra.Command) {
@@ -44,7 +44,7 @@ func (n *nodeFlags) register(cmd *cobra.Command) {
 	f.StringVar(&n.addr, "addr", esdbnode.DefaultAddr, "listen address of the embedded node (gRPC and web UI)")
 	f.StringVar(&n.dataDir, "data", "./data", "data directory")
 	f.BoolVar(&n.insecure, "insecure", false, "allow a non-loopback --addr (the node has no TLS and no users)")
-	registerLimits(cmd, &n.limits)
+	n.security.register(cmd)
 }
 
 func (a *app) logger() (*slog.Logger, error) {
@@ -57,15 +57,14 @@ func (a *app) logger() (*slog.Logger, error) {
 
 // startNode starts the embedded node and prints the ready line.
 func (a *app) startNode(n nodeFlags, logger *slog.Logger, observeAppend func(time.Duration)) (*esdbnode.Server, error) {
-	srv, err := esdbnode.New(esdbnode.Config{
+	srv, err := esdbnode.New(n.security.apply(esdbnode.Config{
 		Addr:          n.addr,
 		DataDir:       n.dataDir,
 		Insecure:      n.insecure,
-		Limits:        n.limits,
 		Logger:        logger,
 		Now:           a.now,
 		ObserveAppend: observeAppend,
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}

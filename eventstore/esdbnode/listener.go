@@ -3,6 +3,7 @@ package esdbnode
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -114,8 +115,19 @@ func (c *countedConn) Close() error {
 // anything else, then passes the connection, bytes replayed, on.
 func (s *Server) route(conn net.Conn) {
 	// Close interrupts a connection that is still silent.
-	stop := context.AfterFunc(s.baseCtx, func() { _ = conn.SetReadDeadline(time.Now()) })
-	isH2, peeked, err := sniff(conn, time.Now().Add(s.cfg.Limits.PrefaceTimeout))
+	stop := context.AfterFunc(s.baseCtx, func() { _ = conn.SetDeadline(time.Now()) })
+	var (
+		isH2 bool
+		next net.Conn
+		err  error
+	)
+	if s.tlsCfg != nil {
+		isH2, next, err = s.handshake(conn)
+	} else {
+		var peeked []byte
+		isH2, peeked, err = sniff(conn, time.Now().Add(s.cfg.Limits.PrefaceTimeout))
+		next = &replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(peeked), conn)}
+	}
 	if !stop() {
 		err = net.ErrClosed
 	}
@@ -123,14 +135,30 @@ func (s *Server) route(conn net.Conn) {
 		_ = conn.Close()
 		return
 	}
-	c := &replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(peeked), conn)}
 	target := s.httpLn
 	if isH2 {
 		target = s.grpcLn
 	}
-	if !target.deliver(c) {
+	if !target.deliver(next) {
 		_ = conn.Close()
 	}
+}
+
+// handshake runs the TLS handshake of a secure node's connection within the
+// preface timeout; ALPN "h2" makes it a gRPC connection.
+func (s *Server) handshake(conn net.Conn) (isH2 bool, tc *tls.Conn, err error) {
+	if err := conn.SetDeadline(time.Now().Add(s.cfg.Limits.PrefaceTimeout)); err != nil {
+		return false, nil, err
+	}
+	tc = tls.Server(conn, s.tlsCfg)
+	if err := tc.Handshake(); err != nil {
+		s.cfg.Logger.Debug("esdbnode: TLS handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+		return false, nil, err
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return false, nil, err
+	}
+	return tc.ConnectionState().NegotiatedProtocol == "h2", tc, nil
 }
 
 // sniff reads from conn until the bytes read either equal the HTTP/2 preface

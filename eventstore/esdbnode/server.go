@@ -2,6 +2,7 @@ package esdbnode
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // accept loop, connection sniffers, Serve goroutines
 	conns    connCounter    // open connections, against Limits.MaxConnections
+	tlsCfg   *tls.Config    // nil: insecure
 	closeErr error
 	stopped  chan struct{} // closed when the first Close has finished
 }
@@ -115,6 +117,13 @@ func (s *Server) Start() (err error) {
 		}
 	}()
 
+	if s.cfg.Secure() {
+		nt, err := loadTLS(s.cfg.CertificateFile, s.cfg.CertificatePrivateKeyFile, s.cfg.TrustedRootCertificatesPath, s.cfg.Now())
+		if err != nil {
+			return err
+		}
+		s.tlsCfg = nt.serverConfig()
+	}
 	s.elog, err = eventlog.Open(s.cfg.DataDir, eventlog.Options{Now: s.cfg.Now})
 	if err != nil {
 		return fmt.Errorf("esdbnode: open log: %w", err)
@@ -183,7 +192,7 @@ func (s *Server) Start() (err error) {
 		defer s.wg.Done()
 		s.acceptLoop()
 	}()
-	lg.Info("esdbnode started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "version", Version)
+	lg.Info("esdbnode started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "version", Version, "secure", s.cfg.Secure())
 	return nil
 }
 
@@ -197,8 +206,13 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// ConnectionString is the esdb:// URL the official client connects with.
+// ConnectionString is the esdb:// URL the official client connects with:
+// "?tls=false" for an insecure node; for a secure one "?tls=true", to which
+// a client adds credentials and, for a private CA, tlsCAFile.
 func (s *Server) ConnectionString() string {
+	if s.cfg.Secure() {
+		return "esdb://" + s.Addr() + "?tls=true"
+	}
 	return "esdb://" + s.Addr() + "?tls=false"
 }
 

@@ -5,6 +5,7 @@
 package esdbnodetest
 
 import (
+	"net/url"
 	"testing"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -29,6 +30,55 @@ func Start(tb testing.TB) *esdbnode.Server {
 		}
 	})
 	return srv
+}
+
+// StartSecure runs a secure node (TLS with certs, users, access control) on
+// 127.0.0.1:0, like Start.
+func StartSecure(tb testing.TB, certs Certs) *esdbnode.Server {
+	tb.Helper()
+	srv, err := esdbnode.New(esdbnode.Config{
+		Addr: "127.0.0.1:0", DataDir: tb.TempDir(),
+		CertificateFile: certs.CertFile, CertificatePrivateKeyFile: certs.KeyFile,
+		TrustedRootCertificatesPath: certs.RootsDir,
+	})
+	if err != nil {
+		tb.Fatalf("esdbnodetest: new node: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		tb.Fatalf("esdbnodetest: start node: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			tb.Errorf("esdbnodetest: close node: %v", err)
+		}
+	})
+	return srv
+}
+
+// SecureURL is the connection string of a secure node for a client that
+// trusts certs' CA and logs in as user:password ("" user: no credentials).
+func SecureURL(srv *esdbnode.Server, certs Certs, user, password string) string {
+	cred := ""
+	if user != "" {
+		cred = url.UserPassword(user, password).String() + "@"
+	}
+	return "esdb://" + cred + srv.Addr() + "?tls=true&tlsCAFile=" + url.QueryEscape(certs.CAFile)
+}
+
+// Dial returns the official client for a connection string, closed at cleanup.
+func Dial(tb testing.TB, connString string) *esdb.Client {
+	tb.Helper()
+	cfg, err := esdb.ParseConnectionString(connString)
+	if err != nil {
+		tb.Fatalf("esdbnodetest: parse connection string: %v", err)
+	}
+	cfg.Logger = esdb.NoopLogging()
+	client, err := esdb.NewClient(cfg)
+	if err != nil {
+		tb.Fatalf("esdbnodetest: new client: %v", err)
+	}
+	tb.Cleanup(func() { _ = client.Close() })
+	return client
 }
 
 // Client returns the official client connected to srv, closed at cleanup

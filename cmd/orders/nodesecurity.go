@@ -6,6 +6,35 @@ import (
 	"github.com/orderstore/orders/eventstore/esdbnode"
 )
 
+// nodeSecurity are the embedded node's flags for TLS and for the limits on
+// what clients can hold, shared by node and serve.
+type nodeSecurity struct {
+	limits       esdbnode.Limits
+	certFile     string
+	keyFile      string
+	trustedRoots string
+}
+
+func (s *nodeSecurity) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&s.certFile, "certificate-file", "",
+		"the node's certificate (PEM, leaf first), as KurrentDB's option; with it the node runs secure: TLS, users, access control")
+	f.StringVar(&s.keyFile, "certificate-private-key-file", "",
+		"the node certificate's private key (PEM PKCS#8 or PKCS#1), as KurrentDB's option")
+	f.StringVar(&s.trustedRoots, "trusted-root-certificates-path", esdbnode.DefaultTrustedRootCertificatesPath,
+		"directory of trusted root (CA) certificates, as KurrentDB's option")
+	registerLimits(cmd, &s.limits)
+}
+
+// apply sets the node configuration's TLS files and limits.
+func (s *nodeSecurity) apply(cfg esdbnode.Config) esdbnode.Config {
+	cfg.Limits = s.limits
+	cfg.CertificateFile = s.certFile
+	cfg.CertificatePrivateKeyFile = s.keyFile
+	cfg.TrustedRootCertificatesPath = s.trustedRoots
+	return cfg
+}
+
 // registerLimits adds a flag for every bound of the embedded node on what a
 // client can hold (esdbnode.Limits), with the node's defaults.
 func registerLimits(cmd *cobra.Command, l *esdbnode.Limits) {
