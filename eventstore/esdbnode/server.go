@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/orderstore/orders/eventstore/esdbnode/auth"
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 	"github.com/orderstore/orders/eventstore/esdbnode/psub"
 	"github.com/orderstore/orders/eventstore/esdbnode/webui"
@@ -55,6 +56,7 @@ type Server struct {
 	wg       sync.WaitGroup // accept loop, connection sniffers, Serve goroutines
 	conns    connCounter    // open connections, against Limits.MaxConnections
 	tlsCfg   *tls.Config    // nil: insecure
+	users    *auth.Users    // nil: insecure (no users, no access control)
 	closeErr error
 	stopped  chan struct{} // closed when the first Close has finished
 }
@@ -131,6 +133,12 @@ func (s *Server) Start() (err error) {
 	if err := seedUsers(s.baseCtx, s.elog); err != nil {
 		return fmt.Errorf("esdbnode: seed $users: %w", err)
 	}
+	if s.cfg.Secure() {
+		s.users = auth.New(s.elog)
+		if err := s.users.EnsureDefaults(s.baseCtx); err != nil {
+			return fmt.Errorf("esdbnode: create default users: %w", err)
+		}
+	}
 	s.ps = psub.New(s.elog, psub.Options{Logger: lg, Now: s.cfg.Now})
 	if err := s.ps.Start(); err != nil {
 		return fmt.Errorf("esdbnode: start persistent subscriptions: %w", err)
@@ -146,6 +154,13 @@ func (s *Server) Start() (err error) {
 	s.httpLn = newConnListener(ln.Addr())
 
 	lim := s.cfg.Limits
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(lg), logCancelUnary(lg)}
+	stream := []grpc.StreamServerInterceptor{recoverStream(lg), logCancelStream(lg)}
+	if s.users != nil {
+		unary = append(unary, authUnary(s.users))
+		stream = append(stream, authStream(s.users))
+	}
+	stream = append(stream, endOnClose(s.baseCtx))
 	s.gs = grpc.NewServer(
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: lim.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -159,8 +174,8 @@ func (s *Server) Start() (err error) {
 		grpc.MaxRecvMsgSize(MaxReceiveMessageSize),
 		grpc.MaxHeaderListSize(uint32(lim.MaxHeaderBytes)),
 		grpc.ConnectionTimeout(lim.PrefaceTimeout),
-		grpc.ChainUnaryInterceptor(recoverUnary(lg), logCancelUnary(lg)),
-		grpc.ChainStreamInterceptor(recoverStream(lg), logCancelStream(lg), endOnClose(s.baseCtx)),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.ForceServerCodecV2(newRawCodec()),
 	)
 	serverfeatures.RegisterServerFeaturesServer(s.gs, featuresService{})
@@ -214,6 +229,14 @@ func (s *Server) ConnectionString() string {
 		return "esdb://" + s.Addr() + "?tls=true"
 	}
 	return "esdb://" + s.Addr() + "?tls=false"
+}
+
+// Users is a secure node's user store, for in-process tools; nil for an
+// insecure node or before Start.
+func (s *Server) Users() *auth.Users {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users
 }
 
 // Log is the node's event log, for in-process tools; nil before Start.
@@ -304,15 +327,19 @@ type infoAuth struct {
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, _ *http.Request) {
+	authType := "insecure"
+	if s.cfg.Secure() {
+		authType = "internal"
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(info{
 		ESVersion: Version,
 		State:     "leader",
 		Features: map[string]bool{
 			"projections":    false,
-			"userManagement": false,
+			"userManagement": s.cfg.Secure(),
 			"atomPub":        false,
 		},
-		Authentication: infoAuth{Type: "insecure", Properties: map[string]string{}},
+		Authentication: infoAuth{Type: authType, Properties: map[string]string{}},
 	})
 }

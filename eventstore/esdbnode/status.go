@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/orderstore/orders/eventstore/esdbnode/auth"
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 )
 
@@ -32,6 +33,7 @@ const (
 	excWrongExpected       = "wrong-expected-version"
 	excMaxAppendSize       = "maximum-append-size-exceeded"
 	excMissingRequiredMeta = "missing-required-metadata-property"
+	excAccessDenied        = "access-denied"
 )
 
 // errShuttingDown ends calls (subscriptions) that the server's Close cut short.
@@ -63,6 +65,8 @@ func errorStatus(err error) (st *status.Status, trailers metadata.MD, known bool
 				trExpectedVersion, strconv.FormatInt(expectedVersion(wev.Expected), 10),
 				trActualVersion, strconv.FormatInt(wev.Current, 10),
 			), true
+	case errors.Is(err, auth.ErrAccessDenied):
+		return status.New(codes.PermissionDenied, "Access Denied"), metadata.Pairs(trException, excAccessDenied), true
 	case errors.Is(err, ErrAppendTooLarge):
 		return status.New(codes.InvalidArgument, fmt.Sprintf("Maximum Append Size of %d Exceeded.", MaxAppendSize)),
 			metadata.Pairs(trException, excMaxAppendSize, trMaxAppendSize, strconv.Itoa(MaxAppendSize)), true
