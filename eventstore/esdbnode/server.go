@@ -304,8 +304,33 @@ func (s *Server) Close() error {
 	return err
 }
 
-// serveUI hands a request to the web UI (set by Start before serving).
+// serveUI hands a request to the web UI (set by Start before serving). On
+// a secure node the UI is for admins only: it shows $all and the system
+// streams. A request without valid Basic credentials gets 401 with a Basic
+// challenge (the browser asks for a login, as for KurrentDB's UI), a
+// non-admin 403; neither sees anything of the log.
 func (s *Server) serveUI(w http.ResponseWriter, r *http.Request) {
+	if s.users != nil {
+		user, pass, ok := auth.ParseBasic(r.Header.Get("Authorization"))
+		var p auth.Principal
+		var err error
+		if ok {
+			p, err = s.users.Authenticate(r.Context(), user, pass)
+		}
+		switch {
+		case !ok || errors.Is(err, auth.ErrUnauthenticated):
+			w.Header().Set("WWW-Authenticate", `Basic realm="KurrentDB", charset="UTF-8"`)
+			http.Error(w, "401 Unauthorized: log in as an administrator", http.StatusUnauthorized)
+			return
+		case err != nil:
+			s.cfg.Logger.Debug("esdbnode: web UI authentication failed", "err", err)
+			http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
+			return
+		case !p.IsAdmin():
+			http.Error(w, "403 Forbidden: the web UI is for administrators", http.StatusForbidden)
+			return
+		}
+	}
 	s.ui.ServeHTTP(w, r)
 }
 
