@@ -137,6 +137,7 @@ func (a *app) nodeCmd() *cobra.Command {
 		},
 	}
 	n.register(cmd)
+	cmd.AddCommand(a.nodeUsersCmd()) // nodeusers.go
 	return cmd
 }
 

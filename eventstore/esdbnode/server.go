@@ -138,6 +138,7 @@ func (s *Server) Start() (err error) {
 		if err := s.users.EnsureDefaults(s.baseCtx); err != nil {
 			return fmt.Errorf("esdbnode: create default users: %w", err)
 		}
+		s.registerUsersAPI()
 	}
 	s.ps = psub.New(s.elog, psub.Options{Logger: lg, Now: s.cfg.Now})
 	if err := s.ps.Start(); err != nil {
