@@ -23,8 +23,14 @@
 //     silent and slow connections, header and body timeouts, gRPC streams per
 //     connection, keepalive, message size 16 MiB minus 10,000 bytes as a real
 //     node's). A client that cancels or hangs up is logged at debug level.
-//   - The node binds to loopback unless Config.Insecure is set: it has no TLS
-//     and no users, so every caller is trusted.
+//   - Without a certificate the node binds to loopback unless Config.Insecure
+//     is set: it has no TLS and no users, so every caller is trusted.
+//   - With Config.CertificateFile (KurrentDB's option names) the node is
+//     secure (docs/esdb-protocol.md section 9): TLS on its port (ALPN h2 for
+//     gRPC, http/1.1 for the pages), users and KurrentDB's default access
+//     rules and stream ACLs (package auth) on every call but ServerFeatures,
+//     admin-only web UI behind Basic credentials, the HTTP users API on
+//     /users/, any address.
 //   - Errors reach the client only through one mapping (errorStatus) to gRPC
 //     status codes and EventStoreDB trailers; a panic in a handler is logged
 //     and returned as status Unknown.
