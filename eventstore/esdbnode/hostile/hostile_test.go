@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/orderstore/orders/eventstore/esdbnode"
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 )
 
 // waitTimeout bounds every wait in these tests; the limits under test are
@@ -83,22 +84,33 @@ type node struct {
 // as an error.
 func start(t *testing.T, lim esdbnode.Limits) *node {
 	t.Helper()
+	return startWith(t, esdbnode.Config{Limits: lim}, "")
+}
+
+// startWith runs a node with cfg (address, data directory and logger set
+// here); url, if not "", is the connection string of the official client.
+func startWith(t *testing.T, cfg esdbnode.Config, url string) *node {
+	t.Helper()
 	rec := &logRecorder{}
-	srv, err := esdbnode.New(esdbnode.Config{
-		Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: slog.New(rec), Limits: lim,
-	})
+	cfg.Addr, cfg.DataDir, cfg.Logger = "127.0.0.1:0", t.TempDir(), slog.New(rec)
+	srv, err := esdbnode.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := esdb.ParseConnectionString(srv.ConnectionString())
+	if url == "" {
+		url = srv.ConnectionString()
+	} else {
+		url = strings.ReplaceAll(url, "{addr}", srv.Addr())
+	}
+	ccfg, err := esdb.ParseConnectionString(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Logger = esdb.NoopLogging()
-	client, err := esdb.NewClient(cfg)
+	ccfg.Logger = esdb.NoopLogging()
+	client, err := esdb.NewClient(ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,4 +482,36 @@ func TestOversizedAppend(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A secure node drops connections that send garbage instead of a TLS
+// handshake, stay silent, or stop mid-handshake.
+func TestTLSGarbageAndSilence(t *testing.T) {
+	certs := esdbnodetest.NewCerts(t)
+	cfg := esdbnode.Config{
+		Limits:          testLimits,
+		CertificateFile: certs.CertFile, CertificatePrivateKeyFile: certs.KeyFile,
+		TrustedRootCertificatesPath: certs.RootsDir,
+	}
+	n := startWith(t, cfg, "esdb://admin:changeit@{addr}?tls=true&tlsCAFile="+certs.CAFile)
+	sends := map[string]string{
+		"silent":                  "",
+		"plain HTTP":              "GET / HTTP/1.1\r\nHost: node\r\n\r\n",
+		"HTTP/2 preface in clear": "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"half a ClientHello":      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+		"garbage":                 strings.Repeat("\xff\x00", 512),
+	}
+	var conns []net.Conn
+	for _, send := range sends {
+		c := dial(t, n)
+		if _, err := io.WriteString(c, send); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	n.serves(t)
+	for _, c := range conns {
+		closedByNode(t, c)
+	}
+	n.serves(t)
 }
