@@ -25,6 +25,9 @@ func TestConfigValidate(t *testing.T) {
 		{"lan address without insecure", esdbnode.Config{Addr: "192.168.1.5:2113", DataDir: "d"}, esdbnode.ErrNotLoopback},
 		{"host name without insecure", esdbnode.Config{Addr: "example.com:2113", DataDir: "d"}, esdbnode.ErrNotLoopback},
 		{"all interfaces with insecure", esdbnode.Config{Addr: "0.0.0.0:2113", DataDir: "d", Insecure: true}, nil},
+		{"all interfaces with a certificate", esdbnode.Config{Addr: "0.0.0.0:2113", DataDir: "d", CertificateFile: "c", CertificatePrivateKeyFile: "k"}, nil},
+		{"certificate without key", esdbnode.Config{Addr: "127.0.0.1:0", DataDir: "d", CertificateFile: "c"}, esdbnode.ErrBadCertificate},
+		{"key without certificate", esdbnode.Config{Addr: "127.0.0.1:0", DataDir: "d", CertificatePrivateKeyFile: "k"}, esdbnode.ErrBadCertificate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
