@@ -1,7 +1,9 @@
 // Package esdbnodetest runs an embedded EventStoreDB node for tests, the way
 // httptest runs an HTTP server: Start gives a node on a free loopback port
 // with a fresh data directory, closed when the test ends; Client gives the
-// official client connected to it.
+// official client connected to it. NewCerts makes a test CA and node
+// certificate (crypto/x509), StartSecure runs a secure node with them, and
+// SecureURL is the connection string of a client trusting that CA.
 package esdbnodetest
 
 import (
@@ -17,7 +19,15 @@ import (
 // registers its Close with tb.Cleanup. It fails the test on error.
 func Start(tb testing.TB) *esdbnode.Server {
 	tb.Helper()
-	srv, err := esdbnode.New(esdbnode.Config{Addr: "127.0.0.1:0", DataDir: tb.TempDir()})
+	return run(tb, esdbnode.Config{})
+}
+
+// run starts a node with cfg on 127.0.0.1:0 and a tb.TempDir data
+// directory, closed at cleanup.
+func run(tb testing.TB, cfg esdbnode.Config) *esdbnode.Server {
+	tb.Helper()
+	cfg.Addr, cfg.DataDir = "127.0.0.1:0", tb.TempDir()
+	srv, err := esdbnode.New(cfg)
 	if err != nil {
 		tb.Fatalf("esdbnodetest: new node: %v", err)
 	}
@@ -36,23 +46,10 @@ func Start(tb testing.TB) *esdbnode.Server {
 // 127.0.0.1:0, like Start.
 func StartSecure(tb testing.TB, certs Certs) *esdbnode.Server {
 	tb.Helper()
-	srv, err := esdbnode.New(esdbnode.Config{
-		Addr: "127.0.0.1:0", DataDir: tb.TempDir(),
+	return run(tb, esdbnode.Config{
 		CertificateFile: certs.CertFile, CertificatePrivateKeyFile: certs.KeyFile,
 		TrustedRootCertificatesPath: certs.RootsDir,
 	})
-	if err != nil {
-		tb.Fatalf("esdbnodetest: new node: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		tb.Fatalf("esdbnodetest: start node: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			tb.Errorf("esdbnodetest: close node: %v", err)
-		}
-	})
-	return srv
 }
 
 // SecureURL is the connection string of a secure node for a client that
@@ -85,15 +82,5 @@ func Dial(tb testing.TB, connString string) *esdb.Client {
 // (before srv, since cleanups run last-registered first). Its logging is off.
 func Client(tb testing.TB, srv *esdbnode.Server) *esdb.Client {
 	tb.Helper()
-	cfg, err := esdb.ParseConnectionString(srv.ConnectionString())
-	if err != nil {
-		tb.Fatalf("esdbnodetest: parse connection string: %v", err)
-	}
-	cfg.Logger = esdb.NoopLogging() // the client logs every discovery at debug level
-	client, err := esdb.NewClient(cfg)
-	if err != nil {
-		tb.Fatalf("esdbnodetest: new client: %v", err)
-	}
-	tb.Cleanup(func() { _ = client.Close() })
-	return client
+	return Dial(tb, srv.ConnectionString())
 }
