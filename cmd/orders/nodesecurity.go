@@ -35,6 +35,17 @@ func (s *nodeSecurity) apply(cfg esdbnode.Config) esdbnode.Config {
 	return cfg
 }
 
+// servable refuses an embedded secure node under serve: serve's own clients
+// would need an administrator's password and the CA file, which it does not
+// know. A secure node runs as orders node, and serve points at it with --esdb.
+func (s *nodeSecurity) servable() error {
+	if s.certFile != "" {
+		return usageErrorf("serve does not run a secure embedded node: start it with `orders node --certificate-file ...` " +
+			"and point serve at it with --esdb 'esdb://admin:PASSWORD@HOST:2113?tls=true&tlsCAFile=ca.crt'")
+	}
+	return nil
+}
+
 // registerLimits adds a flag for every bound of the embedded node on what a
 // client can hold (esdbnode.Limits), with the node's defaults.
 func registerLimits(cmd *cobra.Command, l *esdbnode.Limits) {

@@ -113,3 +113,15 @@ func dialURL(t *testing.T, url string) *esdb.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// serve cannot run a secure embedded node (its clients lack credentials): one
+// line, exit 2, nothing started.
+func TestServeRefusesSecureEmbeddedNode(t *testing.T) {
+	certs := esdbnodetest.NewCerts(t)
+	r := cli(t, "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0",
+		"--certificate-file", certs.CertFile, "--certificate-private-key-file", certs.KeyFile,
+		"--trusted-root-certificates-path", certs.RootsDir)
+	require.Equal(t, 2, r.code, "stderr: %s", r.stderr)
+	require.Equal(t, 1, strings.Count(r.stderr, "\n"), "stderr: %q", r.stderr)
+	require.Contains(t, r.stderr, "--esdb")
+}

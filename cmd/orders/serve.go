@@ -164,6 +164,9 @@ func (a *app) serveCmd() *cobra.Command {
 			} else {
 				// The node must accept connections before any client makes its first call:
 				// the official client gives up for good after its discovery attempts.
+				if err := n.security.servable(); err != nil {
+					return err
+				}
 				srv, err := a.startNode(n, logger, opts.latency.observeAppend)
 				if err != nil {
 					return err
