@@ -152,6 +152,18 @@ func TestSecureDefaultAccess(t *testing.T) {
 		requireCode(t, alice.DeletePersistentSubscription(ctx, stream, group, esdb.DeletePersistentSubscriptionOptions{}), esdb.ErrorCodeAccessDenied)
 		require.NoError(t, ops.DeletePersistentSubscription(ctx, stream, group, esdb.DeletePersistentSubscriptionOptions{}))
 	})
+	t.Run("consuming needs read access to the group's stream", func(t *testing.T) {
+		require.NoError(t, admin.CreatePersistentSubscriptionToAll(ctx, "gall", esdb.PersistentAllSubscriptionOptions{}))
+		sub, err := alice.SubscribeToPersistentSubscriptionToAll(ctx, "gall", esdb.SubscribeToPersistentSubscriptionOptions{})
+		if err == nil {
+			_ = sub.Close()
+			t.Fatal("a non-admin consumed a $all group")
+		}
+		requireCode(t, err, esdb.ErrorCodeAccessDenied)
+		sub, err = admin.SubscribeToPersistentSubscriptionToAll(ctx, "gall", esdb.SubscribeToPersistentSubscriptionOptions{})
+		require.NoError(t, err)
+		_ = sub.Close()
+	})
 }
 
 func TestSecureStreamACL(t *testing.T) {
