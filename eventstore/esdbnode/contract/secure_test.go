@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -24,11 +25,15 @@ func TestContractSecure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the secure run of the suite is skipped")
 	}
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.count=1", "-test.timeout=10m")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.count=1", "-test.timeout=10m", "-test.skip=^TestSecure")
 	cmd.Env = append(os.Environ(), envSecure+"=1")
+	cmd.Args = append(cmd.Args, "-test.v")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the contract suite against a secure node failed: %v\n%s", err, out)
+	}
+	if n := strings.Count(string(out), "--- PASS: Test"); n < 20 {
+		t.Fatalf("the secure run passed only %d tests:\n%s", n, out)
 	}
 }
 
