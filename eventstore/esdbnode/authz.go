@@ -139,6 +139,9 @@ func authStream(users *auth.Users) grpc.StreamServerInterceptor {
 		}
 		p := auth.FromContext(ctx)
 		if !methodAllowed(info.FullMethod, p) {
+			if isAppend {
+				drainAppend(ss)
+			}
 			st, md := accessDenied()
 			ss.SetTrailer(md)
 			return st.Err()

@@ -101,6 +101,17 @@ func TestSecureCredentials(t *testing.T) {
 		requireCode(t, appendOne(ctx, c, "cred-wrong"), esdb.ErrorCodeUnauthenticated)
 		requireCode(t, readOne(ctx, c, "cred-admin"), esdb.ErrorCodeUnauthenticated)
 	})
+	t.Run("refused appends of many events report the status", func(t *testing.T) {
+		// The node reads the whole refused append before answering, so the
+		// client, which sends every event before reading, gets the status.
+		evs := events(200, "E")
+		_, err := n.as(t, "", "").AppendToStream(ctx, "cred-many", esdb.AppendToStreamOptions{}, evs...)
+		requireCode(t, err, esdb.ErrorCodeAccessDenied)
+		_, err = n.as(t, "admin", "wrong").AppendToStream(ctx, "cred-many", esdb.AppendToStreamOptions{}, evs...)
+		requireCode(t, err, esdb.ErrorCodeUnauthenticated)
+		_, err = n.as(t, "alice", "alice-pw").AppendToStream(ctx, "$cred-many", esdb.AppendToStreamOptions{}, evs...)
+		requireCode(t, err, esdb.ErrorCodeAccessDenied)
+	})
 	t.Run("unknown user: unauthenticated", func(t *testing.T) {
 		requireCode(t, appendOne(ctx, n.as(t, "mallory", "x"), "cred-unknown"), esdb.ErrorCodeUnauthenticated)
 	})
