@@ -2,10 +2,12 @@ package eventstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -101,4 +103,35 @@ func Ping(ctx context.Context, client *esdb.Client) error {
 		return translate(ctx, "ping", err)
 	}
 	return nil
+}
+
+// NodeHTTP is how to reach the HTTP API of the node a connection string names, with its
+// credentials and TLS settings (tlsCAFile, tlsVerifyCert): for administration calls such as
+// user management, which the gRPC client does not offer.
+type NodeHTTP struct {
+	BaseURL  string // "https://host:port" or "http://host:port"
+	Username string // from the connection string; "" if none
+	Password string
+	Client   *http.Client
+}
+
+// HTTPFor returns the NodeHTTP of a single-node connection string. A string the client
+// cannot parse, or one naming several gossip seeds, fails with ErrInvalidConnectionString.
+func HTTPFor(connString string) (*NodeHTTP, error) {
+	cfg, err := esdb.ParseConnectionString(connString)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidConnectionString, connString, err)
+	}
+	if cfg.Address == "" {
+		return nil, fmt.Errorf("%w: %q: name one node, not gossip seeds", ErrInvalidConnectionString, connString)
+	}
+	n := &NodeHTTP{Username: cfg.Username, Password: cfg.Password, BaseURL: "https://" + cfg.Address}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.DisableTLS {
+		n.BaseURL = "http://" + cfg.Address
+	} else {
+		tr.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.SkipCertificateVerification} //nolint:gosec // the user's tlsVerifyCert=false
+	}
+	n.Client = &http.Client{Transport: tr}
+	return n, nil
 }

@@ -39,6 +39,7 @@ type nodeFlags struct {
 	addr     string
 	dataDir  string
 	insecure bool
+	security nodeSecurity // nodesecurity.go: limits, TLS
 }
 
 func (n *nodeFlags) register(cmd *cobra.Command, a *app) {
@@ -46,6 +47,7 @@ func (n *nodeFlags) register(cmd *cobra.Command, a *app) {
 	f.StringVar(&n.addr, "addr", esdbnode.DefaultAddr, "listen address of the embedded node (gRPC and web UI)")
 	f.StringVar(&n.dataDir, "data", a.envDataDir(), "data directory (env "+envData+")")
 	f.BoolVar(&n.insecure, "insecure", false, "allow a non-loopback --addr (the node has no TLS and no users)")
+	n.security.register(cmd)
 }
 
 func (a *app) logger() (*slog.Logger, error) {
@@ -59,14 +61,14 @@ func (a *app) logger() (*slog.Logger, error) {
 // startNode starts the embedded node and prints the ready line. announce runs once the
 // configuration is accepted, before the node starts (and logs).
 func (a *app) startNode(n nodeFlags, logger *slog.Logger, observeAppend func(time.Duration), announce func()) (*esdbnode.Server, error) {
-	srv, err := esdbnode.New(esdbnode.Config{
+	srv, err := esdbnode.New(n.security.apply(esdbnode.Config{
 		Addr:          n.addr,
 		DataDir:       n.dataDir,
 		Insecure:      n.insecure,
 		Logger:        logger,
 		Now:           a.now,
 		ObserveAppend: observeAppend,
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +144,7 @@ func (a *app) nodeCmd() *cobra.Command {
 		},
 	}
 	n.register(cmd, a)
+	cmd.AddCommand(a.nodeUsersCmd()) // nodeusers.go
 	return cmd
 }
 
@@ -179,6 +182,9 @@ func (a *app) serveCmd() *cobra.Command {
 			} else {
 				// The node must accept connections before any client makes its first call:
 				// the official client gives up for good after its discovery attempts.
+				if err := n.security.servable(); err != nil {
+					return err
+				}
 				announce := func() {
 					logger.Info("using the embedded EventStoreDB node", "addr", n.addr, "data", n.dataDir)
 				}

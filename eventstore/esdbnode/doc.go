@@ -19,8 +19,18 @@
 //     and persistent-subscription consumer calls (their context is cancelled),
 //     waits a bounded time (5 s) for other in-flight calls (then forces them),
 //     and closes psub and then the log.
-//   - The node binds to loopback unless Config.Insecure is set: it has no TLS
-//     and no users, so every caller is trusted.
+//   - Everything a client can hold is bounded by Config.Limits (connections,
+//     silent and slow connections, header and body timeouts, gRPC streams per
+//     connection, keepalive, message size 16 MiB minus 10,000 bytes as a real
+//     node's). A client that cancels or hangs up is logged at debug level.
+//   - Without a certificate the node binds to loopback unless Config.Insecure
+//     is set: it has no TLS and no users, so every caller is trusted.
+//   - With Config.CertificateFile (KurrentDB's option names) the node is
+//     secure (docs/protocol.md, "The secure node"): TLS on its port (ALPN h2 for
+//     gRPC, http/1.1 for the pages), users and KurrentDB's default access
+//     rules and stream ACLs (package auth) on every call but ServerFeatures,
+//     admin-only web UI behind Basic credentials, the HTTP users API on
+//     /users/, any address.
 //   - Errors reach the client only through one mapping (package
 //     internal/rpcerr, shared with psub) to gRPC status codes and
 //     EventStoreDB trailers; a panic in a handler is logged and returned as

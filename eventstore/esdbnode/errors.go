@@ -9,11 +9,16 @@ var (
 	// ErrBadAddr: Config.Addr is not a host:port.
 	ErrBadAddr = errors.New("esdbnode: invalid listen address")
 	// ErrNotLoopback: Config.Addr is not a loopback address and Config.Insecure is false.
-	ErrNotLoopback = errors.New("esdbnode: refusing to bind a non-loopback address without Insecure (the node has no TLS and no users)")
+	ErrNotLoopback = errors.New("esdbnode: refusing to bind a non-loopback address without a certificate or Insecure (the node would have no TLS and no users)")
 	// ErrStarted: Start or Handle called after Start.
 	ErrStarted = errors.New("esdbnode: server already started")
 	// ErrClosed: Start called after Close.
 	ErrClosed = errors.New("esdbnode: server closed")
+	// ErrBadCertificate: the node's certificate, key or trusted roots
+	// cannot be used (unreadable, malformed, not chaining to a root).
+	ErrBadCertificate = errors.New("esdbnode: bad certificate")
+	// ErrBadLimits: a field of Config.Limits is out of range.
+	ErrBadLimits = errors.New("esdbnode: invalid limits")
 )
 
 // Request errors; answer (status.go) maps them to gRPC InvalidArgument with the

@@ -2,9 +2,11 @@ package esdbnode
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/orderstore/orders/eventstore/esdbnode/auth"
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 	"github.com/orderstore/orders/eventstore/esdbnode/psub"
 	"github.com/orderstore/orders/eventstore/esdbnode/webui"
@@ -28,9 +31,6 @@ const (
 	// stopGrace bounds how long Close waits for in-flight calls before
 	// cutting them off.
 	stopGrace = 5 * time.Second
-	// prefaceTimeout bounds how long a new connection may take to send the
-	// bytes that tell gRPC from HTTP/1.1.
-	prefaceTimeout = 10 * time.Second
 )
 
 // Server is an embedded EventStoreDB node. Create it with New.
@@ -54,6 +54,9 @@ type Server struct {
 	baseCtx  context.Context // cancelled by Close: ends subscriptions
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // accept loop, connection sniffers, Serve goroutines
+	conns    connCounter    // open connections, against Limits.MaxConnections
+	tlsCfg   *tls.Config    // nil: insecure
+	users    *auth.Users    // nil: insecure (no users, no access control)
 	closeErr error
 	stopped  chan struct{} // closed when the first Close has finished
 }
@@ -116,12 +119,26 @@ func (s *Server) Start() (err error) {
 		}
 	}()
 
+	if s.cfg.Secure() {
+		nt, err := loadTLS(s.cfg.CertificateFile, s.cfg.CertificatePrivateKeyFile, s.cfg.TrustedRootCertificatesPath, s.cfg.Now())
+		if err != nil {
+			return err
+		}
+		s.tlsCfg = nt.serverConfig()
+	}
 	s.elog, err = eventlog.Open(s.cfg.DataDir, eventlog.Options{Now: s.cfg.Now})
 	if err != nil {
 		return fmt.Errorf("esdbnode: open log: %w", err)
 	}
 	if err := seedUsers(s.baseCtx, s.elog); err != nil {
 		return fmt.Errorf("esdbnode: seed $users: %w", err)
+	}
+	if s.cfg.Secure() {
+		s.users = auth.New(s.elog)
+		if err := s.users.EnsureDefaults(s.baseCtx); err != nil {
+			return fmt.Errorf("esdbnode: create default users: %w", err)
+		}
+		s.registerUsersAPI()
 	}
 	if s.ps, err = psub.New(s.elog, psub.Options{Logger: lg, Now: s.cfg.Now}); err != nil {
 		return fmt.Errorf("esdbnode: persistent subscriptions: %w", err)
@@ -135,14 +152,33 @@ func (s *Server) Start() (err error) {
 		return fmt.Errorf("esdbnode: listen: %w", err)
 	}
 	s.ln = ln
+	s.conns.max = int64(s.cfg.Limits.MaxConnections)
 	s.grpcLn = newConnListener(ln.Addr())
 	s.httpLn = newConnListener(ln.Addr())
 
+	lim := s.cfg.Limits
+	unary := []grpc.UnaryServerInterceptor{recoverUnary(lg), logCancelUnary(lg)}
+	stream := []grpc.StreamServerInterceptor{recoverStream(lg), logCancelStream(lg)}
+	if s.users != nil {
+		unary = append(unary, authUnary(s.users))
+		stream = append(stream, authStream(s.users))
+	}
+	stream = append(stream, endOnClose(s.baseCtx))
 	s.gs = grpc.NewServer(
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(recoverUnary(lg)),
-		grpc.ChainStreamInterceptor(recoverStream(lg), endOnClose(s.baseCtx)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: lim.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:                  lim.KeepaliveTime,
+			Timeout:               lim.KeepaliveTimeout,
+			MaxConnectionIdle:     lim.MaxConnectionIdle,
+			MaxConnectionAge:      lim.MaxConnectionAge, // 0: none
+			MaxConnectionAgeGrace: lim.MaxConnectionAgeGrace,
+		}),
+		grpc.MaxConcurrentStreams(lim.MaxConcurrentStreams),
+		grpc.MaxRecvMsgSize(MaxReceiveMessageSize),
+		grpc.MaxHeaderListSize(uint32(lim.MaxHeaderBytes)),
+		grpc.ConnectionTimeout(lim.PrefaceTimeout),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.ForceServerCodecV2(newRawCodec()),
 	)
 	serverfeatures.RegisterServerFeaturesServer(s.gs, featuresService{})
@@ -150,9 +186,15 @@ func (s *Server) Start() (err error) {
 	persistent.RegisterPersistentSubscriptionsServer(s.gs, s.ps)
 
 	s.hs = &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           minBodyRate(s.mux, lim.MinBodyRate, lim.BodyRateGrace),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		// net/http reports clients that misbehave or vanish here: they are
+		// not the node's errors.
+		ErrorLog: slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
 	}
 
 	s.wg.Add(3)
@@ -168,7 +210,7 @@ func (s *Server) Start() (err error) {
 		defer s.wg.Done()
 		s.acceptLoop()
 	}()
-	lg.Info("esdbnode started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "version", Version)
+	lg.Info("esdbnode started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "version", Version, "secure", s.cfg.Secure())
 	return nil
 }
 
@@ -182,9 +224,22 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// ConnectionString is the esdb:// URL the official client connects with.
+// ConnectionString is the esdb:// URL the official client connects with:
+// "?tls=false" for an insecure node; for a secure one "?tls=true", to which
+// a client adds credentials and, for a private CA, tlsCAFile.
 func (s *Server) ConnectionString() string {
+	if s.cfg.Secure() {
+		return "esdb://" + s.Addr() + "?tls=true"
+	}
 	return "esdb://" + s.Addr() + "?tls=false"
+}
+
+// Users is a secure node's user store, for in-process tools; nil for an
+// insecure node or before Start.
+func (s *Server) Users() *auth.Users {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users
 }
 
 // Log is the node's event log, for in-process tools; nil before Start.
@@ -252,8 +307,33 @@ func (s *Server) Close() error {
 	return err
 }
 
-// serveUI hands a request to the web UI (set by Start before serving).
+// serveUI hands a request to the web UI (set by Start before serving). On
+// a secure node the UI is for admins only: it shows $all and the system
+// streams. A request without valid Basic credentials gets 401 with a Basic
+// challenge (the browser asks for a login, as for KurrentDB's UI), a
+// non-admin 403; neither sees anything of the log.
 func (s *Server) serveUI(w http.ResponseWriter, r *http.Request) {
+	if s.users != nil {
+		user, pass, ok := auth.ParseBasic(r.Header.Get("Authorization"))
+		var p auth.Principal
+		var err error
+		if ok {
+			p, err = s.users.Authenticate(r.Context(), user, pass)
+		}
+		switch {
+		case !ok || errors.Is(err, auth.ErrUnauthenticated):
+			w.Header().Set("WWW-Authenticate", `Basic realm="KurrentDB", charset="UTF-8"`)
+			http.Error(w, "401 Unauthorized: log in as an administrator", http.StatusUnauthorized)
+			return
+		case err != nil:
+			s.cfg.Logger.Debug("esdbnode: web UI authentication failed", "err", err)
+			http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
+			return
+		case !p.IsAdmin():
+			http.Error(w, "403 Forbidden: the web UI is for administrators", http.StatusForbidden)
+			return
+		}
+	}
 	s.ui.ServeHTTP(w, r)
 }
 
@@ -275,15 +355,19 @@ type infoAuth struct {
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, _ *http.Request) {
+	authType := "insecure"
+	if s.cfg.Secure() {
+		authType = "internal"
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(info{
 		ESVersion: Version,
 		State:     "leader",
 		Features: map[string]bool{
 			"projections":    false,
-			"userManagement": false,
+			"userManagement": s.cfg.Secure(),
 			"atomPub":        false,
 		},
-		Authentication: infoAuth{Type: "insecure", Properties: map[string]string{}},
+		Authentication: infoAuth{Type: authType, Properties: map[string]string{}},
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/orderstore/orders/eventstore/esdbnode/auth"
 	"github.com/orderstore/orders/eventstore/esdbnode/eventlog"
 	"github.com/orderstore/orders/eventstore/esdbnode/internal/rpcerr"
 )
@@ -32,6 +33,7 @@ const (
 	excWrongExpected       = "wrong-expected-version"
 	excMaxAppendSize       = "maximum-append-size-exceeded"
 	excMissingRequiredMeta = "missing-required-metadata-property"
+	excAccessDenied        = "access-denied"
 )
 
 // errShuttingDown ends calls (subscriptions) that the server's Close cut short.
@@ -55,6 +57,8 @@ func answer(err error) error {
 			trStreamName, wev.Stream,
 			trExpectedVersion, strconv.FormatInt(expectedVersion(wev.Expected), 10),
 			trActualVersion, strconv.FormatInt(wev.Current, 10))
+	case errors.Is(err, auth.ErrAccessDenied):
+		return rpcerr.New(err, codes.PermissionDenied, "Access Denied", trException, excAccessDenied)
 	case errors.Is(err, ErrAppendTooLarge):
 		return rpcerr.New(err, codes.InvalidArgument, fmt.Sprintf("Maximum Append Size of %d Exceeded.", MaxAppendSize),
 			trException, excMaxAppendSize, trMaxAppendSize, strconv.Itoa(MaxAppendSize))
@@ -89,7 +93,7 @@ func expectedVersion(e eventlog.Expected) int64 {
 // unaryError turns err into the status error of a unary call, setting its trailers.
 func unaryError(ctx context.Context, lg *slog.Logger, method string, err error) error {
 	st, known := rpcerr.Unary(ctx, answer(err))
-	if !known {
+	if !known && !clientEnded(ctx, err) {
 		lg.Error("esdbnode: call failed", "method", method, "err", err)
 	}
 	return st
@@ -98,7 +102,7 @@ func unaryError(ctx context.Context, lg *slog.Logger, method string, err error) 
 // streamError turns err into the status error of a streaming call, setting its trailers.
 func streamError(ss grpc.ServerStream, lg *slog.Logger, method string, err error) error {
 	st, known := rpcerr.Stream(ss, answer(err))
-	if !known {
+	if !known && !clientEnded(ss.Context(), err) {
 		lg.Error("esdbnode: call failed", "method", method, "err", err)
 	}
 	return st
@@ -158,3 +162,42 @@ type ctxStream struct {
 }
 
 func (s *ctxStream) Context() context.Context { return s.ctx }
+
+// clientEnded reports whether a call ended because its client cancelled it,
+// let its deadline pass or went away: not an error of the node.
+func clientEnded(ctx context.Context, err error) bool {
+	if err == nil {
+		return false
+	}
+	if ctx.Err() != nil {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Canceled, codes.DeadlineExceeded:
+		return true
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// logCancelUnary logs calls that their client ended at debug level, so that
+// a client cannot write errors into the node's log by hanging up.
+func logCancelUnary(lg *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if clientEnded(ctx, err) {
+			lg.Debug("esdbnode: call ended by the client", "method", info.FullMethod, "err", err)
+		}
+		return resp, err
+	}
+}
+
+// logCancelStream is logCancelUnary for streaming calls.
+func logCancelStream(lg *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		err := handler(srv, ss)
+		if clientEnded(ss.Context(), err) {
+			lg.Debug("esdbnode: call ended by the client", "method", info.FullMethod, "err", err)
+		}
+		return err
+	}
+}

@@ -33,13 +33,24 @@ type target struct {
 	external bool   // ORDERS_TEST_ESDB named an external node
 }
 
+// envSecure, set to 1, runs the suite against a secure embedded node (TLS
+// with a CA and node certificate made by the test, admin:changeit).
+// TestContractSecure sets it for a second run of the whole suite.
+const envSecure = "ORDERS_TEST_SECURE"
+
 // newTarget returns a client for the node under test: the external node named
-// by ORDERS_TEST_ESDB, or a fresh embedded node. Everything is closed by
-// t.Cleanup.
+// by ORDERS_TEST_ESDB, or a fresh embedded node, secure if ORDERS_TEST_SECURE
+// is 1. Everything is closed by t.Cleanup.
 func newTarget(t *testing.T) *target {
 	t.Helper()
 	if cs := os.Getenv(envExternal); cs != "" {
 		return &target{client: dial(t, cs), connStr: cs, external: true}
+	}
+	if os.Getenv(envSecure) == "1" {
+		certs := esdbnodetest.NewCerts(t)
+		srv := esdbnodetest.StartSecure(t, certs)
+		cs := esdbnodetest.SecureURL(srv, certs, "admin", "changeit")
+		return &target{client: dial(t, cs), connStr: cs}
 	}
 	srv := esdbnodetest.Start(t)
 	return &target{client: esdbnodetest.Client(t, srv), connStr: srv.ConnectionString()}

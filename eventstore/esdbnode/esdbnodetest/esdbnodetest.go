@@ -2,7 +2,9 @@
 // httptest runs an HTTP server: Start gives a node on a free loopback port
 // with a fresh data directory, closed when the test ends; Client gives the
 // official client connected to it, Dial one connected to any connection
-// string.
+// string. NewCerts makes a test CA and node certificate (crypto/x509),
+// StartSecure runs a secure node with them, and SecureURL is the connection
+// string of a client trusting that CA.
 //
 // It is also the home of the test helpers that the node's own tests share with
 // the application's: the node may import nothing outside eventstore/esdbnode
@@ -16,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"sync"
 	"syscall"
 	"testing"
@@ -39,9 +42,38 @@ func Start(tb testing.TB) *esdbnode.Server {
 // previous node went is retried for up to 10 s. It fails the test on error.
 func StartAt(tb testing.TB, addr, dir string) *esdbnode.Server {
 	tb.Helper()
+	return start(tb, esdbnode.Config{Addr: addr, DataDir: dir})
+}
+
+// StartSecure runs a secure node (TLS with certs, users, access control) on
+// 127.0.0.1:0 with a fresh data directory, like Start.
+func StartSecure(tb testing.TB, certs Certs) *esdbnode.Server {
+	tb.Helper()
+	return start(tb, esdbnode.Config{
+		Addr: "127.0.0.1:0", DataDir: tb.TempDir(),
+		CertificateFile: certs.CertFile, CertificatePrivateKeyFile: certs.KeyFile,
+		TrustedRootCertificatesPath: certs.RootsDir,
+	})
+}
+
+// SecureURL is the connection string of a secure node for a client that
+// trusts certs' CA and logs in as user:password ("" user: no credentials).
+func SecureURL(srv *esdbnode.Server, certs Certs, user, password string) string {
+	cred := ""
+	if user != "" {
+		cred = url.UserPassword(user, password).String() + "@"
+	}
+	return "esdb://" + cred + srv.Addr() + "?tls=true&tlsCAFile=" + url.QueryEscape(certs.CAFile)
+}
+
+// start runs a node with cfg, registering its Close (idempotent) with
+// tb.Cleanup. A port still held by the kernel after a previous node on the
+// same address went is retried for up to 10 s. It fails the test on error.
+func start(tb testing.TB, cfg esdbnode.Config) *esdbnode.Server {
+	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		srv, err := esdbnode.New(esdbnode.Config{Addr: addr, DataDir: dir})
+		srv, err := esdbnode.New(cfg)
 		if err != nil {
 			tb.Fatalf("esdbnodetest: new node: %v", err)
 		}
@@ -56,7 +88,7 @@ func StartAt(tb testing.TB, addr, dir string) *esdbnode.Server {
 		}
 		_ = srv.Close()
 		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			tb.Fatalf("esdbnodetest: start node on %s: %v", addr, err)
+			tb.Fatalf("esdbnodetest: start node on %s: %v", cfg.Addr, err)
 		}
 		time.Sleep(50 * time.Millisecond) // waiting for the kernel to free the port: no event to wait on
 	}

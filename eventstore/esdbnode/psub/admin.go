@@ -176,12 +176,12 @@ func (s *Service) ParkedMessages(ctx context.Context, stream, group string, limi
 // like the ReplayParked call, and returns at once. A replay already running
 // wins.
 func (s *Service) ReplayParkedMessages(ctx context.Context, stream, group string, stopAt int64) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	g, err := s.lookup(stream, group)
 	if err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err // the caller gave up: start nothing it did not wait for
 	}
 	g.replayParked(stopAt)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -414,7 +415,19 @@ func (h *Handler) subscription(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) replayParked(w http.ResponseWriter, r *http.Request) {
 	stream, group := r.PathValue("stream"), r.PathValue("group")
 	stopAt := int64(-1)
-	if s := strings.TrimSpace(r.PostFormValue("stopAt")); s != "" {
+	if err := r.ParseForm(); err != nil {
+		// A body cut short or malformed is the client's fault; one too slow
+		// to arrive (Limits.MinBodyRate) is a timeout.
+		code := http.StatusBadRequest
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			code = http.StatusRequestTimeout
+		}
+		h.opts.Logger.Debug("webui: bad form", "path", r.URL.Path, "err", err)
+		h.fail(w, r, code, "bad form", fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return
+	}
+	if s := strings.TrimSpace(r.PostForm.Get("stopAt")); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || v < 0 {
 			h.fail(w, r, http.StatusBadRequest, "bad stop-at", fmt.Errorf("%w: stopAt=%q", ErrBadRequest, s))

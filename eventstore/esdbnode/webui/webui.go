@@ -180,14 +180,33 @@ func groupURL(stream, group string) string {
 }
 
 // fail answers a request that could not be served with a page.
+// A request its client cancelled or abandoned is logged at debug level
+// only: any client can end its own request, and that is no error of the node.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, msg string, err error) {
-	if err != nil && code >= 500 {
+	if clientGone(r, err) {
+		h.opts.Logger.Debug("webui: request ended by the client", "path", r.URL.Path, "err", err)
+		code = statusClientClosed
+	} else if err != nil && code >= 500 {
 		h.opts.Logger.Error("webui: request failed", "path", r.URL.Path, "err", err)
 	}
 	if err != nil && code < 500 {
 		msg += ": " + err.Error()
 	}
 	h.render(w, r, code, "error", pageData{Title: http.StatusText(code), Nav: "", Body: errorPage{Code: code, Message: msg}})
+}
+
+// statusClientClosed answers a request whose client has gone (nginx's 499):
+// nobody reads it, but the access log of a proxy in front would.
+const statusClientClosed = 499
+
+// clientGone reports whether err comes from the request's client having
+// cancelled it or gone away.
+func clientGone(r *http.Request, err error) bool {
+	if err == nil {
+		return false
+	}
+	return r.Context().Err() != nil &&
+		(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 // errorCode maps a read error to an HTTP status.

@@ -72,8 +72,10 @@ func ScreenshotDir(t testing.TB) string {
 }
 
 // Open starts headless Chromium with a fresh profile and the given viewport,
-// and returns a context for chromedp actions bounded by timeout.
-func Open(t testing.TB, size Size, timeout time.Duration) context.Context {
+// and returns a context for chromedp actions bounded by timeout. extra adds
+// allocator options (e.g. chromedp.Flag("ignore-certificate-errors", true)
+// for a node whose certificate a test made).
+func Open(t testing.TB, size Size, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := ChromiumPath()
 	if _, err := os.Stat(path); err != nil {
@@ -99,6 +101,7 @@ func Open(t testing.TB, size Size, timeout time.Duration) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(int(size.Width), int(size.Height)),
 	}
+	opts = append(opts, extra...)
 	// Not t.Context(): it is cancelled before cleanups run, and the browser
 	// must be shut down (and its profile released) before TempDir is removed.
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)

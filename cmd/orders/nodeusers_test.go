@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
+)
+
+// TestNodeUsersRoundTrip: a user added offline logs in from the official
+// client; disabled through the running node's users API, its next call fails.
+func TestNodeUsersRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	certs := esdbnodetest.NewCerts(t)
+
+	r := cli(t, "node", "users", "add", "bob", "--password", "bob-pw", "--full-name", "Bob", "--data", dir)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.Equal(t, "orders: user bob added\n", r.stdout)
+	r = cli(t, "node", "users", "add", "bob", "--password", "x", "--data", dir)
+	require.NotEqual(t, 0, r.code, "adding bob twice")
+	require.Contains(t, r.stderr, "exists")
+
+	cmd := exec.Command(binary, "node", "--addr", "127.0.0.1:0", "--data", dir,
+		"--certificate-file", certs.CertFile, "--certificate-private-key-file", certs.KeyFile,
+		"--trusted-root-certificates-path", certs.RootsDir)
+	cmd.Env = cleanEnv()
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr := new(esdbnodetest.Buffer)
+	cmd.Stderr = stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var addr string
+	select {
+	case line := <-lines:
+		m := readyLine.FindStringSubmatch(line)
+		require.NotNil(t, m, "ready line %q; stderr: %s", line, stderr)
+		require.Equal(t, "esdb://"+m[1]+"?tls=true", m[2])
+		addr = m[1]
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no ready line; stderr: %s", stderr)
+	}
+	url := func(user, pw string) string {
+		return "esdb://" + user + ":" + pw + "@" + addr + "?tls=true&tlsCAFile=" + certs.CAFile
+	}
+
+	bob := dialURL(t, url("bob", "bob-pw"))
+	appendAs := func(c *esdb.Client) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		_, err := c.AppendToStream(ctx, "bob-notes", esdb.AppendToStreamOptions{},
+			esdb.EventData{EventType: "Note", ContentType: esdb.ContentTypeJson, Data: []byte(`{}`)})
+		return err
+	}
+	require.NoError(t, appendAs(bob))
+
+	r = cli(t, "--esdb", url("admin", "changeit"), "node", "users", "disable", "bob")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	err = appendAs(bob)
+	esErr, ok := esdb.FromError(err)
+	require.False(t, ok)
+	require.Equal(t, esdb.ErrorCodeUnauthenticated, esErr.Code(), "%v", err)
+
+	r = cli(t, "--esdb", url("admin", "changeit"), "node", "users", "list")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.Contains(t, r.stdout, "bob\t\tBob (disabled)")
+	require.Contains(t, r.stdout, "admin\t$admins\t")
+
+	r = cli(t, "--esdb", url("bob", "bob-pw"), "node", "users", "enable", "bob")
+	require.NotEqual(t, 0, r.code, "a disabled non-admin enabled itself")
+	r = cli(t, "--esdb", url("admin", "changeit"), "node", "users", "enable", "bob")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.NoError(t, appendAs(bob))
+
+	r = cli(t, "node", "users", "list", "--data", dir)
+	require.NotEqual(t, 0, r.code, "offline change of a running node's directory")
+	require.True(t, strings.Contains(r.stderr, "--esdb"), "stderr: %s", r.stderr)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+}
+
+func dialURL(t *testing.T, url string) *esdb.Client {
+	t.Helper()
+	cfg, err := esdb.ParseConnectionString(url)
+	require.NoError(t, err)
+	cfg.Logger = esdb.NoopLogging()
+	c, err := esdb.NewClient(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// serve cannot run a secure embedded node (its clients lack credentials): one
+// line, exit 2, nothing started.
+func TestServeRefusesSecureEmbeddedNode(t *testing.T) {
+	certs := esdbnodetest.NewCerts(t)
+	r := cli(t, "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0",
+		"--certificate-file", certs.CertFile, "--certificate-private-key-file", certs.KeyFile,
+		"--trusted-root-certificates-path", certs.RootsDir)
+	require.Equal(t, 2, r.code, "stderr: %s", r.stderr)
+	require.Equal(t, 1, strings.Count(r.stderr, "\n"), "stderr: %q", r.stderr)
+	require.Contains(t, r.stderr, "--esdb")
+}
