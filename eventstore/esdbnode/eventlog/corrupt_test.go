@@ -142,6 +142,7 @@ func TestTruncatedLastChunkRecovers(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	assert.Equal(t, uint64(46), l.Head(), "the cut append is dropped whole")
+	assert.True(t, l.rebuiltIndex, "the index (flushed by Close) was ahead of the cut log")
 	checkIndexAgrees(t, l)
 	res := mustAppend(t, l, "after", any_(), evs(2)...)
 	assert.Equal(t, uint64(48), res.Position)

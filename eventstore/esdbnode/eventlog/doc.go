@@ -14,8 +14,10 @@
 // it takes its own request and up to Options.MaxBatch-1 queued ones, decides
 // each in order against the current stream states (earlier requests of the
 // same group are visible to later ones), writes all their records with one
-// write and one fdatasync, writes their index entries to Pebble (no sync),
-// publishes the new head and only then answers the requests. Callers that
+// write and one fdatasync, writes their index entries to Pebble (no sync;
+// after the fdatasync, or, for groups of 16 records or more, while a helper
+// goroutine runs it), publishes the new head and only then answers the
+// requests. Callers that
 // arrive during a commit queue; when the leader's own request is answered
 // it hands the lead to the oldest of them, which commits everything queued
 // as the next group. A lone writer thus pays one write and one sync on its
@@ -144,12 +146,17 @@
 //
 // The index runs without Pebble's WAL: the chunk files are the source of
 // truth. Each group commit writes its entries and the progress key in one
-// Pebble batch after its fdatasync; Pebble makes what it flushed durable as
-// a prefix of these batches, so after a crash the progress key tells where
-// the durable index ends, and Open re-indexes the chunk files from there
-// (only complete groups). Close flushes the index. If the index refers to
-// records the chunks do not hold (a damaged or truncated chunk), Open drops
-// it and rebuilds it from the first chunk.
+// Pebble batch; Pebble makes what it flushed durable as a prefix of these
+// batches, so after a crash the progress key tells where the durable index
+// ends, and Open re-indexes the chunk files from there (only complete
+// groups). Close flushes the index. A large group's batch is committed
+// while its fdatasync runs, so a memtable flush at that moment followed by
+// a crash can leave the index covering a group that is not on disk. Such a
+// group lies in the last chunk (the writer moves on to a new chunk only
+// inside a group), so Open verifies the last chunk from the start of the
+// group its first frame belongs to. If the index refers to records the
+// chunks do not hold (that case, or a damaged or truncated chunk), Open
+// drops the index and rebuilds it from the first chunk.
 //
 // # Caches
 //

@@ -37,8 +37,9 @@ type Log struct {
 	newID     func() uuid.UUID
 	chunkSize int64
 
-	maxBatch int
-	reqs     chan *request // requests waiting for a leader
+	maxBatch  int
+	overlapAt int           // group size from which sync and index overlap
+	reqs      chan *request // requests waiting for a leader
 
 	// rw guards closed: enqueuers and readers hold it shared, so that once
 	// Close has set closed no request enters reqs unanswered and no read
@@ -60,7 +61,20 @@ type Log struct {
 	waitCh atomic.Pointer[chan struct{}] // closed and replaced on each head advance
 	syncs  atomic.Uint64                 // group commits (fdatasync rounds) so far
 
-	droppedTail bool // Open dropped a torn group (for tests)
+	droppedTail  bool // Open dropped a torn group (for tests)
+	rebuiltIndex bool // Open found the index ahead and rebuilt it (for tests)
+	// failed is the writer's sticky failure: index entries of the failed
+	// group may be visible, and their records never become durable, so
+	// waiters for them get this error instead of waiting forever.
+	failed atomic.Pointer[error]
+}
+
+// fail records the writer's sticky failure and wakes waiters.
+func (l *Log) fail(err error) {
+	l.failed.Store(&err)
+	next := make(chan struct{})
+	old := l.waitCh.Swap(&next)
+	close(*old)
 }
 
 // Open opens the log stored in dir, creating it if needed: it opens the
@@ -78,6 +92,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		newID:     opts.NewID,
 		chunkSize: opts.ChunkSize,
 		maxBatch:  opts.MaxBatch,
+		overlapAt: overlapRecords,
 		closing:   make(chan struct{}),
 	}
 	if l.now == nil {
@@ -237,6 +252,7 @@ func (l *Log) recover() (logTail, error) {
 				return logTail{}, fmt.Errorf("eventlog: drop index: %w", err)
 			}
 			meta = indexMeta{end: makeLoc(0, chunkHeaderSize)}
+			l.rebuiltIndex = true
 			continue
 		}
 		if err != nil {
@@ -315,13 +331,16 @@ func (l *Log) publish(pos uint64) {
 	close(*old)
 }
 
-// Wait blocks until Head() > after, ctx is done (ctx.Err()) or the log
-// closes (ErrClosed).
+// Wait blocks until Head() > after, ctx is done (ctx.Err()), the log
+// closes (ErrClosed) or its writer failed (that error).
 func (l *Log) Wait(ctx context.Context, after uint64) error {
 	for {
 		ch := l.waitCh.Load()
 		if l.head.Load() > after {
 			return nil
+		}
+		if err := l.failed.Load(); err != nil {
+			return *err
 		}
 		select {
 		case <-*ch:

@@ -58,8 +58,21 @@ func recoverChunks(chunks []*chunk, rb *rebuilder, meta indexMeta) (logTail, err
 	start := meta.end
 	if start.chunk() == last && start.off() > chunkHeaderSize {
 		// Verify the whole last chunk, also below the progress point: a
-		// flipped byte there must fail Open, not wait for a read.
-		start, s.expected = makeLoc(last, chunkHeaderSize), 0
+		// flipped byte there must fail Open, not wait for a read. Start
+		// where the group of its first frame starts, so that a group whose
+		// beginning (in the previous chunk) was lost is seen as such.
+		v := last
+		for v > 0 {
+			f, ok, err := firstFrame(chunks[v])
+			if err != nil {
+				return logTail{}, err
+			}
+			if !ok || f.first == 0 {
+				break
+			}
+			v--
+		}
+		start, s.expected = makeLoc(v, chunkHeaderSize), 0
 	}
 	if start.off() < chunkHeaderSize {
 		return logTail{}, fmt.Errorf("eventlog: index: %w: progress at offset %d", ErrCorrupt, start.off())
@@ -100,6 +113,17 @@ func recoverChunks(chunks []*chunk, rb *rebuilder, meta indexMeta) (logTail, err
 	}
 	// Unreachable: the last chunk ends the loop through clean, torn or bad.
 	return logTail{}, fmt.Errorf("eventlog: %w: scan ran past the last chunk", ErrCorrupt)
+}
+
+// firstFrame reads the header of the first frame of c; ok false if there
+// is none or it does not parse.
+func firstFrame(c *chunk) (frame, bool, error) {
+	b := make([]byte, frameHeaderSize)
+	if err := c.readAt(b, chunkHeaderSize); err != nil {
+		return frame{}, false, err
+	}
+	f, ok := parseFrameHeader(b, c.size-chunkHeaderSize)
+	return f, ok, nil
 }
 
 // fits reports whether f continues the log where the scan is.

@@ -234,18 +234,27 @@ func (w *writer) commit() {
 		r.res, r.err = w.apply(r)
 	}
 	var err error
-	if w.next != w.start {
-		err = w.write()
-		if err == nil {
-			w.l.syncs.Add(1)
-			err = w.batch.Set(metaKey, indexMeta{pos: w.next - 1, end: makeLoc(w.cur.number, w.off)}.encode(), nil)
-			if err == nil {
-				err = w.batch.Commit(pebble.NoSync)
-			}
-			if err != nil {
-				err = fmt.Errorf("index: %w", err)
-			}
+	if n := w.next - w.start; n >= uint64(w.l.overlapAt) {
+		// A large group: commit the index while the sync is in flight.
+		// Safe: an index ahead of the synced log can only point into the
+		// last chunk, which Open verifies from its start (see doc.go).
+		if err = w.writeFrames(); err == nil {
+			synced := make(chan error, 1)
+			go func() { synced <- w.syncFrames() }()
+			ierr := w.commitIndex()
+			err = errors.Join(<-synced, ierr)
 		}
+	} else if n > 0 {
+		err = w.writeFrames()
+		if err == nil {
+			err = w.syncFrames()
+		}
+		if err == nil {
+			err = w.commitIndex()
+		}
+	}
+	if err == nil && w.next != w.start {
+		w.l.syncs.Add(1)
 	}
 	if cerr := w.batch.Close(); err == nil {
 		err = cerr
@@ -255,6 +264,7 @@ func (w *writer) commit() {
 		// The group may be on disk or not: take no more writes (Open
 		// recovers what was synced).
 		w.failed = fmt.Errorf("eventlog: commit: %w", err)
+		w.l.fail(w.failed)
 		for _, r := range w.pending {
 			if r.err == nil {
 				r.res, r.err = AppendResult{}, w.failed
@@ -272,9 +282,14 @@ func (w *writer) commit() {
 	}
 }
 
-// write seals the group's frames, writes them and syncs every chunk they
-// went to (one fdatasync unless the group crossed into a new chunk).
-func (w *writer) write() error {
+// overlapRecords: groups of at least this many records commit their index
+// entries on the leader while a helper goroutine runs the fdatasync.
+// Smaller groups do it in sequence, without a hand-off. (Log.overlapAt;
+// tests lower it.)
+const overlapRecords = 16
+
+// writeFrames seals the group's frames and writes them.
+func (w *writer) writeFrames() error {
 	last := w.next - 1
 	for i, at := range w.frames {
 		sealFrame(w.buf[at:], uint32(last-(w.start+uint64(i))))
@@ -287,12 +302,32 @@ func (w *writer) write() error {
 			}
 		}
 	}
+	return nil
+}
+
+// syncFrames syncs every chunk the group went to (one fdatasync unless the
+// group crossed into a new chunk). It touches only the segments, so that it
+// can run beside commitIndex.
+func (w *writer) syncFrames() error {
 	for i, s := range w.segs {
 		if s.end > s.start || i == len(w.segs)-1 {
 			if err := s.c.f.SyncData(); err != nil {
 				return fmt.Errorf("sync %s: %w", chunkName(s.c.number), err)
 			}
 		}
+	}
+	return nil
+}
+
+// commitIndex adds the progress key to the group's index batch and commits
+// it without sync.
+func (w *writer) commitIndex() error {
+	err := w.batch.Set(metaKey, indexMeta{pos: w.next - 1, end: makeLoc(w.cur.number, w.off)}.encode(), nil)
+	if err == nil {
+		err = w.batch.Commit(pebble.NoSync)
+	}
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
 	}
 	return nil
 }
