@@ -416,7 +416,7 @@ func startDaemonEnv(t *testing.T, env []string, args ...string) *daemon {
 		require.True(t, open, "no ready line; stderr: %s", d.stderr)
 		m := readyLine.FindStringSubmatch(line)
 		require.NotNil(t, m, "ready line %q", line)
-		require.Equal(t, "esdb://"+m[1]+"?tls=false", m[2])
+		require.Regexp(t, `^esdb://`+regexp.QuoteMeta(m[1])+`\?tls=(false|true)$`, m[2])
 		d.url = m[2]
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no ready line within 30s; stderr: %s", d.stderr)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+	"net/url"
+	"strings"
 
 	"github.com/orderstore/orders/eventstore/esdbnode"
 )
@@ -35,15 +37,28 @@ func (s *nodeSecurity) apply(cfg esdbnode.Config) esdbnode.Config {
 	return cfg
 }
 
-// servable refuses an embedded secure node under serve: serve's own clients
-// would need an administrator's password and the CA file, which it does not
-// know. A secure node runs as orders node, and serve points at it with --esdb.
-func (s *nodeSecurity) servable() error {
-	if s.certFile != "" {
-		return usageErrorf("serve does not run a secure embedded node: start it with `orders node --certificate-file ...` " +
-			"and point serve at it with --esdb 'esdb://admin:PASSWORD@HOST:2113?tls=true&tlsCAFile=ca.crt'")
+// servable returns the connection string serve's own clients (projections, e-mail sender,
+// status page) use with the embedded node. Insecure, that is the node's own (""). Secure,
+// serve does not know an administrator's password nor which CA its clients should trust, so
+// they come from the connection string the user gives (--esdb or ORDERS_ESDB), which must
+// name the node (serveUsesExternal has checked the address) with credentials and TLS.
+func (s *nodeSecurity) servable(esdbURL string, explicit bool) (string, error) {
+	if s.certFile == "" {
+		return "", nil
 	}
-	return nil
+	const want = "a secure embedded node needs --esdb (or ORDERS_ESDB) naming it with an administrator's credentials and TLS, " +
+		"e.g. --esdb 'esdb://admin:changeit@127.0.0.1:2113?tls=true&tlsCAFile=ca.crt'"
+	if !explicit {
+		return "", usageErrorf("%s", want)
+	}
+	u, err := url.Parse(esdbURL)
+	if err != nil || u.User == nil || u.User.Username() == "" {
+		return "", usageErrorf("%s; --esdb has no credentials", want)
+	}
+	if strings.EqualFold(u.Query().Get("tls"), "false") {
+		return "", usageErrorf("%s; --esdb has tls=false", want)
+	}
+	return esdbURL, nil
 }
 
 // registerLimits adds a flag for every bound of the embedded node on what a

@@ -114,14 +114,42 @@ func dialURL(t *testing.T, url string) *esdb.Client {
 	return c
 }
 
-// serve cannot run a secure embedded node (its clients lack credentials): one
-// line, exit 2, nothing started.
-func TestServeRefusesSecureEmbeddedNode(t *testing.T) {
+// TestServeSecureEmbeddedNode: serve runs a secure embedded node when its connection string
+// names the node with an administrator's credentials and TLS; its own clients use that
+// string, so the projections apply what an order command (same string) appends. Without
+// credentials, or without a connection string, it refuses with one line, exit 2, nothing
+// started.
+func TestServeSecureEmbeddedNode(t *testing.T) {
 	certs := esdbnodetest.NewCerts(t)
-	r := cli(t, "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--http", "127.0.0.1:0",
-		"--certificate-file", certs.CertFile, "--certificate-private-key-file", certs.KeyFile,
-		"--trusted-root-certificates-path", certs.RootsDir)
-	require.Equal(t, 2, r.code, "stderr: %s", r.stderr)
-	require.Equal(t, 1, strings.Count(r.stderr, "\n"), "stderr: %q", r.stderr)
-	require.Contains(t, r.stderr, "--esdb")
+	secure := []string{"--certificate-file", certs.CertFile, "--certificate-private-key-file", certs.KeyFile,
+		"--trusted-root-certificates-path", certs.RootsDir}
+	addr := esdbnodetest.FreeAddr(t)
+	for _, c := range []struct {
+		name, esdb, want string
+	}{
+		{"no connection string", "", "--esdb"},
+		{"no credentials", "esdb://" + addr + "?tls=true&tlsCAFile=" + certs.CAFile, "no credentials"},
+		{"tls=false", "esdb://admin:changeit@" + addr + "?tls=false", "tls=false"},
+	} {
+		args := []string{"serve", "--data", t.TempDir(), "--addr", addr, "--http", "127.0.0.1:0"}
+		if c.esdb != "" {
+			args = append([]string{"--esdb", c.esdb}, args...)
+		}
+		r := cli(t, append(args, secure...)...)
+		require.Equal(t, 2, r.code, "%s: stderr: %s", c.name, r.stderr)
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), "%s: stderr: %q", c.name, r.stderr)
+		require.Contains(t, r.stderr, c.want, c.name)
+	}
+
+	url := "esdb://admin:changeit@" + addr + "?tls=true&tlsCAFile=" + certs.CAFile
+	dir := t.TempDir()
+	d := startDaemon(t, append([]string{"--esdb", url, "serve", "--data", dir, "--addr", addr, "--http", "127.0.0.1:0"}, secure...)...)
+	require.Equal(t, "esdb://"+addr+"?tls=true", d.url)
+	var p placed
+	ok(t, &p, "--esdb", url, "place", "--customer", "ann@example.com", "--item", "TEA:1:110")
+	r := cli(t, "--esdb", "esdb://"+addr+"?tls=true&tlsCAFile="+certs.CAFile, "show", p.ID)
+	require.Equal(t, 1, r.code, "an anonymous client may not read an order: stderr %s", r.stderr)
+	orders := waitListed(t, 1, "--data", dir)
+	require.Equal(t, p.ID, orders[0].ID)
+	require.Equal(t, 0, d.stop(t, syscall.SIGTERM), "stderr: %s", d.stderr)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -182,7 +183,8 @@ func (a *app) serveCmd() *cobra.Command {
 			} else {
 				// The node must accept connections before any client makes its first call:
 				// the official client gives up for good after its discovery attempts.
-				if err := n.security.servable(); err != nil {
+				ownConn, err := n.security.servable(a.esdbURL, a.esdbExplicit(cmd))
+				if err != nil {
 					return err
 				}
 				announce := func() {
@@ -192,7 +194,7 @@ func (a *app) serveCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				connString = srv.ConnectionString()
+				connString = cmp.Or(ownConn, srv.ConnectionString())
 				g.Go(func() error { return runNode(ctx, srv) })
 			}
 			opts.dataDir = n.dataDir
