@@ -18,10 +18,10 @@ import (
 )
 
 // This file is the secure node's authentication and authorization of gRPC
-// calls (docs/esdb-protocol.md section 9): every call but ServerFeatures is
-// authenticated from its Basic credentials (wrong ones: Unauthenticated,
-// before the handler runs; none: anonymous), then checked against
-// KurrentDB's default policy. Stream calls are checked on their first
+// calls (docs/protocol.md, section 7, "The secure node"): every call but
+// ServerFeatures is authenticated from its Basic credentials (wrong ones:
+// Unauthenticated, before the handler runs; none: anonymous), then checked
+// against KurrentDB's default policy. Stream calls are checked on their first
 // message, before the handler sees it, so a denied append writes nothing.
 
 const (

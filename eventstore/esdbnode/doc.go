@@ -8,7 +8,7 @@
 //   - Services: ServerFeatures (version "24.10.0"), Streams (Read, Append,
 //     Delete, Tombstone; BatchAppend is not implemented and not advertised) and
 //     PersistentSubscriptions (package psub). Wire behaviour follows
-//     docs/esdb-protocol.md sections 1-4.
+//     docs/protocol.md, sections 1 to 6.
 //   - One TCP port serves both gRPC (HTTP/2 with prior knowledge, recognised by
 //     the client preface) and HTTP/1.1: GET /health/live (204), GET /info
 //     (JSON), anything else 404 unless added with Server.Handle before Start.

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// streamState prepares a stream in one of the four states of
-// esdb-protocol.md 2.2 and returns its name.
+// streamState prepares a stream in one of the four states of docs/protocol.md,
+// section 2, "Revisions", and returns its name.
 type streamState struct {
 	name  string
 	setup setupFunc // nil: absent
@@ -33,9 +33,9 @@ var streamStates = map[string]streamState{
 	}},
 }
 
-// TestAppendExpectedRevision pins the decision table of esdb-protocol.md 3.1
-// for one new event, and the wrong-expected-version error as the client
-// reports it.
+// TestAppendExpectedRevision pins the decision table of docs/protocol.md,
+// section 3, "Append", for one new event, and the wrong-expected-version error
+// as the client reports it.
 func TestAppendExpectedRevision(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -130,9 +130,10 @@ func assertUnchanged(t *testing.T, c *esdb.Client, s, state string) {
 	}
 }
 
-// TestAppendIdempotent pins esdb-protocol.md 3.1 item 3: re-appending the
-// same ids at the same place succeeds with the original result and writes
-// nothing; a partial match is a wrong-expected-version.
+// TestAppendIdempotent pins docs/protocol.md, section 3, "Append" (and section
+// 6, item 4): re-appending the same ids at the same place succeeds with the
+// original result and writes nothing; a partial match is a
+// wrong-expected-version.
 func TestAppendIdempotent(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -207,8 +208,8 @@ func TestAppendIdempotent(t *testing.T) {
 	})
 }
 
-// TestAppendNoEvents pins esdb-protocol.md 3.1 item 4: an append of zero
-// events checks the expectation and creates nothing.
+// TestAppendNoEvents pins docs/protocol.md, section 3, "Append": an append of
+// zero events checks the expectation and creates nothing.
 func TestAppendNoEvents(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -251,7 +252,7 @@ func TestAppendNoEvents(t *testing.T) {
 }
 
 // TestAppendSizeLimit pins the 1 MiB limit on the data of one append
-// (esdb-protocol.md 3.1 item 1, 7.7).
+// (docs/protocol.md, section 3, "Append", and section 4).
 func TestAppendSizeLimit(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)

@@ -1,7 +1,8 @@
 // Package contract is the Streams contract suite of the embedded node: it pins,
 // through the unmodified official client
 // (github.com/EventStore/EventStore-Client-Go/v4/esdb v4.2.0), every behaviour
-// of docs/esdb-protocol.md sections 2, 3, 4 and 7 that a client can observe.
+// of docs/protocol.md sections 2 to 6 that a client can observe, and, against
+// a secure node, section 7.
 //
 // The package has no non-test code. Its tests run against one of two targets,
 // chosen by a single helper:

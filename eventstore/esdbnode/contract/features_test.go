@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// TestServerFeatures pins the ServerFeatures answer (esdb-protocol.md 1.3) as
-// the client sees it, and as it is on the wire.
+// TestServerFeatures pins the ServerFeatures answer (docs/protocol.md, section
+// 1, "Features") as the client sees it, and as it is on the wire.
 func TestServerFeatures(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)

@@ -14,10 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestKeepalive pins esdb-protocol.md 1.5 / 7.1: the node must tolerate the
-// client's keepalive pings, which it sends every 10 s even without streams.
-// grpc-go's default server policy answers the third early ping with GOAWAY
-// "too_many_pings", which kills every idle subscription after about 30 s.
+// TestKeepalive pins docs/protocol.md, section 1, "Keepalive" (and section 6,
+// item 1): the node must tolerate the client's keepalive pings, which it sends
+// every 10 s even without streams. grpc-go's default server policy answers the
+// third early ping with GOAWAY "too_many_pings", which kills every idle
+// subscription after about 30 s.
 //
 // The official client cannot ping faster than every 10 s (grpc-go raises a
 // smaller KeepAliveInterval to 10 s), so the enforcement itself is probed

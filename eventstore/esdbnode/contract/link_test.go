@@ -16,8 +16,8 @@ func link(n uint64, stream string) esdb.EventData {
 	return ev
 }
 
-// TestLinks pins link events and resolve_links (esdb-protocol.md 2.5, 7.16)
-// as the client maps them into ResolvedEvent.
+// TestLinks pins link events and resolve_links (docs/protocol.md, section 2,
+// "Links") as the client maps them into ResolvedEvent.
 func TestLinks(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -111,8 +111,8 @@ func TestLinks(t *testing.T) {
 	})
 }
 
-// TestSystemStreams pins the seeded system streams (esdb-protocol.md 7.18)
-// and that "$" streams are ordinary in insecure mode.
+// TestSystemStreams pins the seeded system streams (docs/protocol.md, section
+// 2, "System streams") and that "$" streams are ordinary in insecure mode.
 func TestSystemStreams(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)

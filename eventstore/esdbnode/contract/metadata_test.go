@@ -18,8 +18,9 @@ func setMeta(t *testing.T, c *esdb.Client, s string, m esdb.StreamMetadata) {
 	require.NoError(t, err)
 }
 
-// TestStreamMetadata pins stream metadata (esdb-protocol.md 2.3): round trip
-// through SetStreamMetadata/GetStreamMetadata and its effect on reads.
+// TestStreamMetadata pins stream metadata (docs/protocol.md, section 2,
+// "Stream metadata"): round trip through SetStreamMetadata/GetStreamMetadata
+// and its effect on reads.
 func TestStreamMetadata(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -149,7 +150,8 @@ func jsonNumbers(t *testing.T, data []byte) map[string]string {
 	return out
 }
 
-// TestDelete pins soft delete (esdb-protocol.md 3.2, 7.8).
+// TestDelete pins soft delete (docs/protocol.md, section 3, "Delete", and
+// section 6, item 5).
 func TestDelete(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -243,7 +245,8 @@ func TestDelete(t *testing.T) {
 	})
 }
 
-// TestTombstone pins hard delete (esdb-protocol.md 3.2, 7.9).
+// TestTombstone pins hard delete (docs/protocol.md, section 3, "Delete", and
+// section 4).
 func TestTombstone(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReadStream pins stream reads (esdb-protocol.md 3.3): directions, start
-// points and counts.
+// TestReadStream pins stream reads (docs/protocol.md, section 3, "Reads"):
+// directions, start points and counts.
 func TestReadStream(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -114,8 +114,9 @@ func (f setupFunc) bind(c *esdb.Client) func(t *testing.T, s string) {
 	return func(t *testing.T, s string) { f(t, c, s) }
 }
 
-// TestReadAll pins $all reads (esdb-protocol.md 2.1, 2.4, 3.3): positions,
-// bounds and directions, and the event record as the client maps it.
+// TestReadAll pins $all reads (docs/protocol.md, section 2, "Positions" and
+// "Recorded events on the wire", section 3, "$all reads"): positions, bounds
+// and directions, and the event record as the client maps it.
 func TestReadAll(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)

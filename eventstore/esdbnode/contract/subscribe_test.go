@@ -59,7 +59,8 @@ func (r *subReader) requireDropped(t *testing.T) error {
 	}
 }
 
-// TestSubscribeToStream pins stream subscriptions (esdb-protocol.md 3.4).
+// TestSubscribeToStream pins stream subscriptions (docs/protocol.md, section
+// 3, "Subscriptions").
 func TestSubscribeToStream(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)
@@ -172,7 +173,8 @@ func TestSubscribeToStream(t *testing.T) {
 	})
 }
 
-// TestSubscribeToAll pins $all subscriptions (esdb-protocol.md 3.4, 7.11).
+// TestSubscribeToAll pins $all subscriptions (docs/protocol.md, section 3,
+// "Subscriptions", and section 6, item 7).
 func TestSubscribeToAll(t *testing.T) {
 	t.Parallel()
 	tg := newTarget(t)

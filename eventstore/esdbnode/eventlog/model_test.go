@@ -13,8 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// model is a deliberately naive in-memory log following esdb-protocol.md
-// 3.1-3.3 for the operations the randomized test issues.
+// model is a deliberately naive in-memory log following docs/protocol.md,
+// sections 2 and 3 (append, delete and tombstone, reads), for the operations
+// the randomized test issues.
 type model struct {
 	streams map[string]*mStream
 	pos     uint64

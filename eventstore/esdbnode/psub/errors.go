@@ -49,8 +49,8 @@ func newGroupError(kind error, stream, group, reason string) error {
 	return &groupError{kind: kind, stream: stream, group: group, reason: reason}
 }
 
-// GRPCStatus is the status a real node answers e with (esdb-protocol.md 4.1);
-// with Trailers, it makes e an rpcerr.Answer.
+// GRPCStatus is the status a real node answers e with (docs/protocol.md,
+// section 4); with Trailers, it makes e an rpcerr.Answer.
 func (e *groupError) GRPCStatus() *status.Status {
 	group, stream, reason := e.group, e.stream, e.reasonText()
 	switch {
