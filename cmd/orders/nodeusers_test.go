@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"io"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,45 +26,16 @@ func TestNodeUsersRoundTrip(t *testing.T) {
 	require.NotEqual(t, 0, r.code, "adding bob twice")
 	require.Contains(t, r.stderr, "exists")
 
-	cmd := exec.Command(binary, "node", "--addr", "127.0.0.1:0", "--data", dir,
+	d := startDaemon(t, "node", "--addr", "127.0.0.1:0", "--data", dir,
 		"--certificate-file", certs.CertFile, "--certificate-private-key-file", certs.KeyFile,
 		"--trusted-root-certificates-path", certs.RootsDir)
-	cmd.Env = cleanEnv()
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	stderr := new(esdbnodetest.Buffer)
-	cmd.Stderr = stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-		}
-	})
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	var addr string
-	select {
-	case line := <-lines:
-		m := readyLine.FindStringSubmatch(line)
-		require.NotNil(t, m, "ready line %q; stderr: %s", line, stderr)
-		require.Equal(t, "esdb://"+m[1]+"?tls=true", m[2])
-		addr = m[1]
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no ready line; stderr: %s", stderr)
-	}
+	addr, ok := strings.CutSuffix(strings.TrimPrefix(d.url, "esdb://"), "?tls=true")
+	require.True(t, ok, "a secure node's ready line: %s", d.url)
 	url := func(user, pw string) string {
 		return "esdb://" + user + ":" + pw + "@" + addr + "?tls=true&tlsCAFile=" + certs.CAFile
 	}
 
-	bob := dialURL(t, url("bob", "bob-pw"))
+	bob := esdbnodetest.Dial(t, url("bob", "bob-pw"))
 	appendAs := func(c *esdb.Client) error {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
@@ -79,7 +47,7 @@ func TestNodeUsersRoundTrip(t *testing.T) {
 
 	r = cli(t, "--esdb", url("admin", "changeit"), "node", "users", "disable", "bob")
 	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
-	err = appendAs(bob)
+	err := appendAs(bob)
 	esErr, ok := esdb.FromError(err)
 	require.False(t, ok)
 	require.Equal(t, esdb.ErrorCodeUnauthenticated, esErr.Code(), "%v", err)
@@ -99,19 +67,7 @@ func TestNodeUsersRoundTrip(t *testing.T) {
 	require.NotEqual(t, 0, r.code, "offline change of a running node's directory")
 	require.True(t, strings.Contains(r.stderr, "--esdb"), "stderr: %s", r.stderr)
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, cmd.Wait())
-}
-
-func dialURL(t *testing.T, url string) *esdb.Client {
-	t.Helper()
-	cfg, err := esdb.ParseConnectionString(url)
-	require.NoError(t, err)
-	cfg.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	require.Equal(t, 0, d.stop(t, syscall.SIGTERM), "stderr: %s", d.stderr)
 }
 
 // TestServeSecureEmbeddedNode: serve runs a secure embedded node when its connection string
