@@ -245,20 +245,7 @@ func (g *group) snapshot(ctx context.Context) (GroupInfo, error) {
 		}
 		gi.Filter = b.String()
 	}
-	var st []string
-	switch {
-	case g.faulted != nil:
-		st = append(st, "Faulted")
-	case !g.loaded:
-		st = append(st, "NotReady")
-	case g.live:
-		st = append(st, "Live")
-	default:
-		st = append(st, "Behind")
-	}
-	if g.replaying {
-		st = append(st, "ReplayingParkedMessages")
-	}
+	st := g.statusWordsLocked()
 	gi.Status = strings.Join(st, ", ")
 	for _, cl := range g.clients {
 		gi.Connections = append(gi.Connections, ConnectionInfo{

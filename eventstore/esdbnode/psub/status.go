@@ -32,20 +32,7 @@ func (g *group) info(ctx context.Context) *persistent.SubscriptionInfo {
 		}
 		return formatSeq(all, v)
 	}
-	var st []string
-	switch {
-	case g.faulted != nil:
-		st = append(st, "Faulted")
-	case !g.loaded:
-		st = append(st, "NotReady")
-	case g.live:
-		st = append(st, "Live")
-	default:
-		st = append(st, "Behind")
-	}
-	if g.replaying {
-		st = append(st, "ReplayingParkedMessages")
-	}
+	st := g.statusWordsLocked()
 	info := &persistent.SubscriptionInfo{
 		EventSource:                   g.cfg.Stream,
 		GroupName:                     g.cfg.Group,
@@ -115,4 +102,25 @@ func latencyStats(l []time.Duration) []*persistent.SubscriptionInfo_Measurement 
 		{Key: "Fastest", Value: us(s[0])},
 		{Key: "Slowest", Value: us(s[len(s)-1])},
 	}
+}
+
+// statusWordsLocked is the group's status as EventStoreDB words it (Faulted, NotReady, Live or
+// Behind, then ReplayingParkedMessages while a replay runs), for the gRPC info and the web UI
+// alike. g.mu is held.
+func (g *group) statusWordsLocked() []string {
+	var st []string
+	switch {
+	case g.faulted != nil:
+		st = append(st, "Faulted")
+	case !g.loaded:
+		st = append(st, "NotReady")
+	case g.live:
+		st = append(st, "Live")
+	default:
+		st = append(st, "Behind")
+	}
+	if g.replaying {
+		st = append(st, "ReplayingParkedMessages")
+	}
+	return st
 }
