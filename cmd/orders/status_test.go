@@ -29,9 +29,6 @@ import (
 func TestHealthzStallsWhenAProjectionHandlerStops(t *testing.T) {
 	const stalled = "order_summaries"
 	srv := esdbnodetest.Start(t)
-	store, err := projections.Open(t.Context(), filepath.Join(t.TempDir(), "readmodels.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
 
 	// The gate: while blocked, the stalled projection's handler waits for release.
 	var blocked atomic.Bool
@@ -51,16 +48,7 @@ func TestHealthzStallsWhenAProjectionHandlerStops(t *testing.T) {
 			return h(ctx, evs)
 		}
 	}
-	runner, err := projections.NewRunner(store, subscribers.DialString(srv.ConnectionString()),
-		projections.RunnerConfig{Wrap: wrap})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	runner := runProjections(t, srv.ConnectionString(), projections.RunnerConfig{Wrap: wrap})
 
 	src := &statusSource{runner: runner}
 	status, err := statusweb.New(src, statusweb.Options{StallAfter: 500 * time.Millisecond})
@@ -165,4 +153,23 @@ func TestHealthzStallsWhenAProjectionHandlerStops(t *testing.T) {
 	blocked.Store(false)
 	close(release)
 	waitFor("healthy again with no lag", caughtUp)
+}
+
+// runProjections runs the real projections (persistent subscriptions on the node at
+// connString) into a fresh SQLite store until the test ends.
+func runProjections(t *testing.T, connString string, cfg projections.RunnerConfig) *projections.Runner {
+	t.Helper()
+	store, err := projections.Open(t.Context(), filepath.Join(t.TempDir(), "readmodels.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	runner, err := projections.NewRunner(store, subscribers.DialString(connString), cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return runner
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +17,6 @@ import (
 	"github.com/orderstore/orders/eventstore"
 	"github.com/orderstore/orders/eventstore/esdbnode/esdbnodetest"
 	"github.com/orderstore/orders/projections"
-	"github.com/orderstore/orders/subscribers"
 )
 
 // TestUnknownEventTypeReachesMetrics: an event of a type this program does not know, appended
@@ -27,18 +24,7 @@ import (
 // as a no-op and counted per projection and type in /metrics, beside the sender's counts.
 func TestUnknownEventTypeReachesMetrics(t *testing.T) {
 	srv := esdbnodetest.Start(t)
-	store, err := projections.Open(t.Context(), filepath.Join(t.TempDir(), "readmodels.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	runner, err := projections.NewRunner(store, subscribers.DialString(srv.ConnectionString()), projections.RunnerConfig{})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	runner := runProjections(t, srv.ConnectionString(), projections.RunnerConfig{})
 	status, err := statusweb.New(&statusSource{runner: runner}, statusweb.Options{})
 	require.NoError(t, err)
 	hs := httptest.NewServer(status)

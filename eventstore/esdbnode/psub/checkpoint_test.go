@@ -30,13 +30,7 @@ func TestFirstTickMayCheckpoint(t *testing.T) {
 	_, err = raw.Create(t.Context(), req)
 	require.NoError(t, err)
 
-	rd, err := raw.Read(t.Context())
-	require.NoError(t, err)
-	require.NoError(t, rd.Send(&persistent.ReadReq{Content: &persistent.ReadReq_Options_{Options: &persistent.ReadReq_Options{
-		StreamOption: &persistent.ReadReq_Options_StreamIdentifier{StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(s)}},
-		GroupName:    g, BufferSize: 10,
-		UuidOption: &persistent.ReadReq_Options_UUIDOption{Content: &persistent.ReadReq_Options_UUIDOption_String_{String_: &shared.Empty{}}},
-	}}}))
+	rd := rawRead(t, raw, s, g)
 	_, err = rd.Recv() // confirmation
 	require.NoError(t, err)
 	resp, err := rd.Recv()

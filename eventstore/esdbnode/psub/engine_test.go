@@ -54,13 +54,7 @@ func TestEngineTickDrivesTimeoutsAndParking(t *testing.T) {
 	_, err = raw.Create(t.Context(), req)
 	require.NoError(t, err)
 
-	rd, err := raw.Read(t.Context())
-	require.NoError(t, err)
-	require.NoError(t, rd.Send(&persistent.ReadReq{Content: &persistent.ReadReq_Options_{Options: &persistent.ReadReq_Options{
-		StreamOption: &persistent.ReadReq_Options_StreamIdentifier{StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(s)}},
-		GroupName:    g, BufferSize: 10,
-		UuidOption: &persistent.ReadReq_Options_UUIDOption{Content: &persistent.ReadReq_Options_UUIDOption_String_{String_: &shared.Empty{}}},
-	}}}))
+	rd := rawRead(t, raw, s, g)
 	first, err := rd.Recv()
 	require.NoError(t, err)
 	assert.Equal(t, s+"::"+g, first.GetSubscriptionConfirmation().GetSubscriptionId())
@@ -95,4 +89,18 @@ func TestNewValidatesOptions(t *testing.T) {
 	svc, err := psub.New(log, psub.Options{})
 	require.NoError(t, err, "zero options take the defaults")
 	require.NoError(t, svc.Close())
+}
+
+// rawRead opens a Read call on group g of stream s, as a client taking string ids with a
+// buffer of 10; the caller receives the confirmation first.
+func rawRead(t *testing.T, raw persistent.PersistentSubscriptionsClient, s, g string) persistent.PersistentSubscriptions_ReadClient {
+	t.Helper()
+	rd, err := raw.Read(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, rd.Send(&persistent.ReadReq{Content: &persistent.ReadReq_Options_{Options: &persistent.ReadReq_Options{
+		StreamOption: &persistent.ReadReq_Options_StreamIdentifier{StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(s)}},
+		GroupName:    g, BufferSize: 10,
+		UuidOption: &persistent.ReadReq_Options_UUIDOption{Content: &persistent.ReadReq_Options_UUIDOption_String_{String_: &shared.Empty{}}},
+	}}}))
+	return rd
 }
