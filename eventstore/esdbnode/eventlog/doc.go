@@ -152,11 +152,15 @@
 // groups). Close flushes the index. A large group's batch is committed
 // while its fdatasync runs, so a memtable flush at that moment followed by
 // a crash can leave the index covering a group that is not on disk. Such a
-// group lies in the last chunk (the writer moves on to a new chunk only
-// inside a group), so Open verifies the last chunk from the start of the
-// group its first frame belongs to. If the index refers to records the
-// chunks do not hold (that case, or a damaged or truncated chunk), Open
-// drops the index and rebuilds it from the first chunk.
+// group ends in the last chunk and may begin several chunks earlier (a
+// group takes as many chunks as its frames need; the writer moves on to a
+// new chunk only inside a group), so Open verifies the last chunk from the
+// start of the group its first frame belongs to, walking back through the
+// chunks that group spans. Every chunk but the last starts with a frame,
+// so one that does not (its first block lost) means the index may cover
+// lost records. If the index refers to records the chunks do not hold
+// (those cases, or a damaged or truncated chunk), Open drops the index and
+// rebuilds it from the first chunk.
 //
 // # Caches
 //

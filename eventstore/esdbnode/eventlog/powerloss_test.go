@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -14,6 +15,11 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+)
+
+var (
+	powerLossSeed  = flag.Uint64("powerloss.seed", 0, "TestPowerLoss: seed of the crash schedule (0: the fixed default)")
+	powerLossLives = flag.Int("powerloss.lives", 0, "TestPowerLoss: number of fresh logs to crash (0: the default)")
 )
 
 // TestPowerLoss crashes the log 120 times at random moments while
@@ -33,6 +39,12 @@ func TestPowerLoss(t *testing.T) {
 		lives = 10
 	}
 	seed := uint64(20261129)
+	if *powerLossSeed != 0 {
+		seed = *powerLossSeed
+	}
+	if *powerLossLives != 0 {
+		lives = *powerLossLives
+	}
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var totalAcked, totalCrashes, inSync, torn, rebuilt int // torn: recovery dropped a group
 	for life := range lives {
@@ -253,4 +265,74 @@ func checkIndexAgrees(t *testing.T, l *Log) {
 		require.Equal(t, last.Position, res.Position, "%s: idempotency index", stream)
 	}
 	require.Len(t, all, int(l.Head()), "idempotent re-appends wrote nothing")
+}
+
+// TestIndexAheadOfAGroupSpanningThreeChunks is the state TestPowerLoss
+// found once in a few hundred runs: the index (flushed while the group's
+// sync was in flight) covers a group whose frames run through three
+// chunks, and the crash lost the middle chunk's data but kept the last
+// frame. Open must see the index ahead, rebuild it, and drop the whole
+// group; before the fix it verified only from the middle chunk, accepted
+// the last frame, and reads then failed with ErrCorrupt.
+func TestIndexAheadOfAGroupSpanningThreeChunks(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := Options{FS: fs, ChunkSize: minChunkSize} // 4 KiB of frames per chunk
+	l, err := Open("db", opts)
+	require.NoError(t, err)
+	mustAppend(t, l, "small", any_(), evs(2)...)
+	big := func() Proposed {
+		p := ev("E")
+		p.Data = make([]byte, 3000)
+		for i := range p.Data {
+			p.Data[i] = 'x'
+		}
+		return p
+	}
+	res := mustAppend(t, l, "big", any_(), big(), big(), big())
+	require.Equal(t, uint64(5), res.Position)
+	require.NoError(t, l.Close()) // flushes the index: it covers 1..5
+
+	// The group 3..5 is one frame per chunk 0, 1, 2 (checked), and chunk 1
+	// is now as it was before the group's write reached the disk.
+	for c, want := range []uint64{3, 4, 5} {
+		data := readChunk(t, fs, uint32(c))
+		var last frame
+		for off := int64(chunkHeaderSize); data[off] != 0; {
+			f, ok := parseFrameHeader(data[off:], int64(len(data))-off)
+			require.True(t, ok)
+			last, off = f, off+f.size()
+		}
+		require.Equal(t, want, last.pos, "chunk %d", c)
+	}
+	f, err := fs.OpenReadWrite(fs.PathJoin("db", chunkName(1)), vfs.WriteCategoryUnspecified)
+	require.NoError(t, err)
+	_, err = f.WriteAt(make([]byte, minChunkSize-chunkHeaderSize), chunkHeaderSize)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	l, err = Open("db", opts)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, l.Close()) }()
+	require.True(t, l.rebuiltIndex, "the index covered lost records")
+	require.True(t, l.droppedTail, "the unfinished group is dropped")
+	require.Equal(t, uint64(2), l.Head())
+	recs, err := l.ReadAll(t.Context(), Forwards, 0, math.MaxInt)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2}, poss(recs))
+	checkIndexAgrees(t, l)
+	res = mustAppend(t, l, "after", any_(), evs(1)...)
+	require.Equal(t, uint64(3), res.Position, "positions continue where the log ends")
+}
+
+func readChunk(t *testing.T, fs vfs.FS, n uint32) []byte {
+	t.Helper()
+	f, err := fs.Open(fs.PathJoin("db", chunkName(n)))
+	require.NoError(t, err)
+	defer f.Close()
+	st, err := f.Stat()
+	require.NoError(t, err)
+	data := make([]byte, st.Size())
+	_, err = f.ReadAt(data, 0)
+	require.NoError(t, err)
+	return data
 }

@@ -61,11 +61,18 @@ func recoverChunks(chunks []*chunk, rb *rebuilder, meta indexMeta) (logTail, err
 		// flipped byte there must fail Open, not wait for a read. Start
 		// where the group of its first frame starts, so that a group whose
 		// beginning (in the previous chunk) was lost is seen as such.
+		// A group may span several chunks. Every chunk but the last
+		// starts with a frame (the writer moves on only when a frame
+		// does not fit), so a chunk before the last whose first frame is
+		// missing lost data the index may cover: rebuild the index.
 		v := last
 		for v > 0 {
 			f, ok, err := firstFrame(chunks[v])
 			if err != nil {
 				return logTail{}, err
+			}
+			if !ok && v < last {
+				return logTail{}, errIndexAhead
 			}
 			if !ok || f.first == 0 {
 				break
@@ -92,6 +99,11 @@ func recoverChunks(chunks []*chunk, rb *rebuilder, meta indexMeta) (logTail, err
 			if off >= n || off+frameOverhead > ch.size || data[off] == 0 {
 				if off >= n || allZero(data[off:]) {
 					if c < last {
+						if s.expected == 0 {
+							// Verifying, and this chunk holds no frame
+							// although a later one does: data was lost.
+							return logTail{}, errIndexAhead
+						}
 						break // the writer moved on to the next chunk here
 					}
 					if s.rest > 0 { // a group cut short, zeros after it

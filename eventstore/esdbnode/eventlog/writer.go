@@ -236,8 +236,9 @@ func (w *writer) commit() {
 	var err error
 	if n := w.next - w.start; n >= uint64(w.l.overlapAt) {
 		// A large group: commit the index while the sync is in flight.
-		// Safe: an index ahead of the synced log can only point into the
-		// last chunk, which Open verifies from its start (see doc.go).
+		// Safe: an index ahead of the synced log can only cover the group
+		// that ends in the last chunk, which Open verifies from the
+		// group's start (see doc.go).
 		if err = w.writeFrames(); err == nil {
 			synced := make(chan error, 1)
 			go func() { synced <- w.syncFrames() }()
