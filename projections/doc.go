@@ -86,8 +86,8 @@
 // live tables serve and the live consumers keep writing them, then takes the write lock,
 // applies the tail, and swaps the shadows in with the checkpoint in one transaction; see
 // Rebuild. The replay folds chunks of 20,000 order events in memory and bulk-loads them:
-// large multi-row insert transactions on SQLite, COPY on PostgreSQL. Memory is bounded
-// whatever the size of the log: one chunk of events, plus the folded rows of at most
+// large multi-row insert transactions on SQLite, COPY on PostgreSQL, while the next chunk
+// is read. Memory is bounded whatever the size of the log: three chunks of events, plus the folded rows of at most
 // 50,000 orders per projection (about 25 MB each), dropped when full (rows of orders that
 // receive more events are then read back from the shadows).
 //

@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Rebuild sizes. Memory is bounded by one chunk of events (rebuildChunk order events,
-// their data as read) plus, per projection, the folded rows of at most rebuildCacheOrders
+// Rebuild sizes. Memory is bounded by three chunks of events (rebuildChunk order events
+// each, their data as read: one being applied, one queued, one being read) plus, per projection, the folded rows of at most rebuildCacheOrders
 // orders (a few hundred bytes each): beyond that the cache is dropped and the rows of orders
 // that receive more events are read back from the shadow tables.
 const (
@@ -120,14 +120,16 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 
 	started := time.Now()
 	pr := Progress{Projections: names, Phase: "replay", HeadPosition: head}
+	var prMu sync.Mutex // pr: the reader counts, the applier reports
 	var applied int64
 	var lastApplied uint64
-	var buf []event
 	caches := make([]map[string]*orderRow, len(projs))
 	for i := range caches {
 		caches[i] = map[string]*orderRow{}
 	}
 	report := func() {
+		prMu.Lock()
+		defer prMu.Unlock()
 		pr.Elapsed = time.Since(started)
 		if secs := pr.Elapsed.Seconds(); secs > 0 {
 			pr.Rate = float64(pr.Read) / secs
@@ -138,7 +140,7 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	seenUnknown := map[string]bool{}
 	// fold applies buf to every projection through x(i): decoded once, folded into the
 	// cached rows, written in bulk.
-	fold := func(ctx context.Context, in func(i int, fn func(x *execer) error) error) error {
+	fold := func(ctx context.Context, buf []event, in func(i int, fn func(x *execer) error) error) error {
 		if len(buf) == 0 {
 			return nil
 		}
@@ -175,20 +177,26 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 		}
 		applied += counts[0] // every projection applies every order event
 		lastApplied = max(lastApplied, buf[len(buf)-1].Position)
-		buf = buf[:0]
 		report()
 		return nil
 	}
-	collect := func(onFull func() error) func(*esdb.RecordedEvent) (bool, error) {
+	// collect reads order events into chunks of rebuildChunk and hands each full chunk to
+	// onFull; flush hands over the rest.
+	var buf []event
+	collect := func(onFull func([]event) error) func(*esdb.RecordedEvent) (bool, error) {
 		return func(ev *esdb.RecordedEvent) (bool, error) {
+			prMu.Lock()
 			pr.Read++
 			pr.Position = ev.Position.Commit
+			prMu.Unlock()
 			if _, ok := orderID(ev.StreamID); !ok {
 				return false, nil
 			}
 			buf = append(buf, event{Stream: ev.StreamID, Revision: ev.EventNumber, Position: ev.Position.Commit, Type: ev.EventType, Data: ev.Data})
 			if len(buf) >= rebuildChunk {
-				return true, onFull()
+				full := buf
+				buf = make([]event, 0, rebuildChunk)
+				return true, onFull(full)
 			}
 			return true, nil
 		}
@@ -196,20 +204,51 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 
 	// Phase 1: replay without any lock, one bulk transaction per projection and chunk, the
 	// projections concurrently (on PostgreSQL that overlaps their round trips; SQLite's
-	// single writer connection serialises them).
-	replay := func() error {
-		return fold(ctx, func(_ int, fn func(x *execer) error) error { return s.inBulkTx(ctx, fn) })
-	}
-	last, _, err := readAll(ctx, client, 0, rebuildPage, collect(replay))
-	if err != nil {
-		return RebuildResult{}, err
-	}
-	if err := replay(); err != nil {
+	// single writer connection serialises them). Reading $all and applying overlap: the
+	// reader fills the next chunk while the previous one is applied (at most two chunks in
+	// memory besides the one being read).
+	bulk := func(_ int, fn func(x *execer) error) error { return s.inBulkTx(ctx, fn) }
+	chunks := make(chan []event, 1)
+	var last uint64
+	pipe, pctx := errgroup.WithContext(ctx)
+	pipe.Go(func() error {
+		for c := range chunks {
+			if err := fold(pctx, c, bulk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	pipe.Go(func() error {
+		defer close(chunks)
+		send := func(c []event) error {
+			select {
+			case chunks <- c:
+				return nil
+			case <-pctx.Done():
+				return context.Cause(pctx)
+			}
+		}
+		var err error
+		last, _, err = readAll(pctx, client, 0, rebuildPage, collect(send))
+		if err != nil {
+			return err
+		}
+		if len(buf) > 0 {
+			rest := buf
+			buf = nil
+			return send(rest)
+		}
+		return nil
+	})
+	if err := pipe.Wait(); err != nil {
 		return RebuildResult{}, err
 	}
 
 	// Phase 2: under the write lock, the tail, then the swap.
+	prMu.Lock()
 	pr.Phase = "tail"
+	prMu.Unlock()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return RebuildResult{}, fmt.Errorf("projections: rebuild: %w", err)
@@ -228,8 +267,8 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	}
 	// One transaction: the projections take turns on it.
 	var txMu sync.Mutex
-	applyInTx := func() error {
-		return fold(ctx, func(_ int, fn func(x *execer) error) error {
+	applyInTx := func(c []event) error {
+		return fold(ctx, c, func(_ int, fn func(x *execer) error) error {
 			txMu.Lock()
 			defer txMu.Unlock()
 			return fn(&execer{d: s.d, tx: tx})
@@ -239,7 +278,7 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	if err := applyInTx(); err != nil {
+	if err := applyInTx(buf); err != nil {
 		return RebuildResult{}, err
 	}
 	now := formatTime(s.now())
