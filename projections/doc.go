@@ -87,9 +87,11 @@
 // applies the tail, and swaps the shadows in with the checkpoint in one transaction; see
 // Rebuild. The replay folds chunks of 20,000 order events in memory and bulk-loads them:
 // large multi-row insert transactions on SQLite, COPY on PostgreSQL, while the next chunk
-// is read. Memory is bounded whatever the size of the log: three chunks of events, plus the folded rows of at most
-// 50,000 orders per projection (about 25 MB each), dropped when full (rows of orders that
-// receive more events are then read back from the shadows).
+// is read. Memory is bounded whatever the size of the log: three chunks of events, plus
+// the folded rows of at most 50,000 orders per projection (about 25 MB each), dropped when
+// full (rows of orders that receive more events are then read back from the shadows),
+// plus, on SQLite, a page cache of 256 MiB while the rebuild runs (64 MiB otherwise). The
+// shadows' secondary indexes are built once they are loaded, before the lock.
 //
 // # Verification
 //

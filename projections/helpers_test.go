@@ -292,3 +292,44 @@ func seed(t testing.TB) uint64 {
 	t.Logf("seed %d (PROJ_SEED=%d to repeat)", s, s)
 	return s
 }
+
+// secondaryIndexes lists the secondary indexes of the read-model tables at url as
+// "table(col,col)", sorted: a rebuild must leave the same ones as the migrations.
+func secondaryIndexes(t testing.TB, url string) []string {
+	t.Helper()
+	db := rawDB(t, url)
+	q := `SELECT m.tbl_name, il.name, ii.name FROM sqlite_master m, pragma_index_list(m.tbl_name) il,
+	pragma_index_info(il.name) ii WHERE m.type = 'table' AND il.origin = 'c' ORDER BY 1, 2, ii.seqno`
+	if strings.HasPrefix(url, "postgres") {
+		q = `SELECT c.relname, ic.relname, a.attname FROM pg_index i
+	JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+	JOIN pg_namespace ns ON ns.oid = c.relnamespace
+	CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+	JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+	WHERE ns.nspname = current_schema() AND NOT i.indisprimary ORDER BY 1, 2, k.n`
+	}
+	rows, err := db.QueryContext(t.Context(), q)
+	if err != nil {
+		t.Fatalf("indexes of %s: %v", url, err)
+	}
+	defer rows.Close()
+	cols := map[[2]string][]string{}
+	for rows.Next() {
+		var table, index, col string
+		if err := rows.Scan(&table, &index, &col); err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(modelTables, table) {
+			cols[[2]string{table, index}] = append(cols[[2]string{table, index}], col)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for k, c := range cols {
+		out = append(out, k[0]+"("+strings.Join(c, ",")+")")
+	}
+	slices.Sort(out)
+	return out
+}

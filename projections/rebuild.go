@@ -25,6 +25,8 @@ const (
 	rebuildChunk       = 20000
 	rebuildCacheOrders = 50000
 	rebuildPage        = 8192 // events per ReadAll request
+	// rebuildCacheKiB is SQLite's page cache during a rebuild (sqliteCacheKiB otherwise).
+	rebuildCacheKiB = 256 << 10
 )
 
 // shadowSuffix is appended to a table's name for its rebuild shadow.
@@ -110,8 +112,19 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	}
 
 	gen := strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(uint64(mrand.Uint32()), 36)
-	if err := s.createShadows(ctx, projs, gen); err != nil {
+	indexes, err := s.createShadows(ctx, projs, gen)
+	if err != nil {
 		return RebuildResult{}, err
+	}
+	if s.d == dialectSQLite {
+		// A larger page cache for the bulk load (the shadows' B-trees outgrow the usual
+		// one on large logs); the usual size is restored when the rebuild ends.
+		if _, err := s.w.ExecContext(ctx, "PRAGMA cache_size = "+strconv.Itoa(-rebuildCacheKiB)); err != nil {
+			return RebuildResult{}, fmt.Errorf("projections: rebuild: %w", err)
+		}
+		defer func() {
+			_, _ = s.w.ExecContext(context.WithoutCancel(ctx), "PRAGMA cache_size = "+strconv.Itoa(-sqliteCacheKiB))
+		}()
 	}
 	head, err := headPosition(ctx, client)
 	if err != nil {
@@ -244,6 +257,11 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	if err := pipe.Wait(); err != nil {
 		return RebuildResult{}, err
 	}
+	// The secondary indexes, built once over the loaded shadows (faster than keeping them
+	// up to date row by row), before the lock.
+	if err := s.execAll(ctx, indexes); err != nil {
+		return RebuildResult{}, fmt.Errorf("projections: rebuild: index shadows: %w", err)
+	}
 
 	// Phase 2: under the write lock, the tail, then the swap.
 	prMu.Lock()
@@ -375,29 +393,41 @@ func (s *Store) inBulkTx(ctx context.Context, fn func(x *execer) error) error {
 	return nil
 }
 
-// createShadows drops leftover shadows and creates fresh, empty ones.
-func (s *Store) createShadows(ctx context.Context, projs []*projection, gen string) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("projections: rebuild: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
+// createShadows drops leftover shadows and creates fresh, empty ones without their secondary
+// indexes, whose statements it returns (the rebuild creates them once the shadows are loaded).
+func (s *Store) createShadows(ctx context.Context, projs []*projection, gen string) ([]string, error) {
+	var tables, indexes []string
 	for _, p := range projs {
 		for _, t := range p.tables {
-			if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+shadowName(t.name)); err != nil {
-				return fmt.Errorf("projections: rebuild: drop old shadow: %w", err)
-			}
+			tables = append(tables, "DROP TABLE IF EXISTS "+shadowName(t.name))
 			for _, stmt := range t.create(shadowName(t.name), gen) {
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("projections: rebuild: create shadow: %w", err)
+				if strings.HasPrefix(stmt, "CREATE INDEX ") {
+					indexes = append(indexes, stmt)
+				} else {
+					tables = append(tables, stmt)
 				}
 			}
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("projections: rebuild: %w", err)
+	if err := s.execAll(ctx, tables); err != nil {
+		return nil, fmt.Errorf("projections: rebuild: create shadows: %w", err)
 	}
-	return nil
+	return indexes, nil
+}
+
+// execAll runs stmts in one transaction on the writer.
+func (s *Store) execAll(ctx context.Context, stmts []string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, stmt := range stmts {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // headPosition is the commit position of the last event in $all (0 for an empty log).

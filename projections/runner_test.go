@@ -6,6 +6,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -113,6 +114,12 @@ func TestRunnerLiveRebuildAndLag(t *testing.T) {
 				fresh := be.newURL(t)
 				rebuildInto(t, fresh, dial)
 				compareDumps(t, "rebuild", dump(t, fresh), "live after swap", dump(t, liveURL))
+				migrated := be.newURL(t)
+				openStore(t, migrated)
+				want, got := secondaryIndexes(t, migrated), secondaryIndexes(t, liveURL)
+				if len(want) == 0 || !slices.Equal(want, got) {
+					t.Errorf("secondary indexes after the rebuild %q, after the migrations %q", got, want)
+				}
 				cps, err := live.Checkpoints(ctx)
 				if err != nil {
 					t.Fatal(err)

@@ -71,7 +71,11 @@ func TestMigrationsMatchCurrentSchema(t *testing.T) {
 				for _, n := range Names() {
 					projs = append(projs, registry[n])
 				}
-				if err := s.createShadows(t.Context(), projs, "test"); err != nil {
+				indexes, err := s.createShadows(t.Context(), projs, "test")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.execAll(t.Context(), indexes); err != nil {
 					t.Fatal(err)
 				}
 				for _, p := range projs {

@@ -28,6 +28,9 @@ const timeFormat = "2006-01-02T15:04:05.000000Z"
 // dayFormat is the format of daily_revenue.day.
 const dayFormat = "2006-01-02"
 
+// sqliteCacheKiB is the SQLite writer's page cache (64 MiB).
+const sqliteCacheKiB = 64 << 10
+
 type dialect int
 
 const (
@@ -127,7 +130,7 @@ func open(rawURL string, opts ...Option) (*Store, error) {
 			}
 		}
 		base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)"
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=cache_size(" + strconv.Itoa(-sqliteCacheKiB) + ")"
 		w, err := sql.Open("sqlite", base+"&_txlock=immediate")
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
