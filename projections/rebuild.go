@@ -18,9 +18,10 @@ import (
 )
 
 // Rebuild sizes. Memory is bounded by three chunks of events (rebuildChunk order events
-// each, their data as read: one being applied, one queued, one being read) plus, per projection, the folded rows of at most rebuildCacheOrders
-// orders (a few hundred bytes each): beyond that the cache is dropped and the rows of orders
-// that receive more events are read back from the shadow tables.
+// each, their data as read: one being applied, one queued, one being read) plus, per
+// projection, the folded rows of at most rebuildCacheOrders orders (a few hundred bytes
+// each): beyond that the cache is dropped and the rows of orders that receive more events
+// are read back from the shadow tables.
 const (
 	rebuildChunk       = 20000
 	rebuildCacheOrders = 50000
@@ -193,8 +194,8 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 		report()
 		return nil
 	}
-	// collect reads order events into chunks of rebuildChunk and hands each full chunk to
-	// onFull; flush hands over the rest.
+	// collect gathers order events into buf and hands each full chunk (rebuildChunk events)
+	// to onFull; the caller hands over what is left in buf when the read ends.
 	var buf []event
 	collect := func(onFull func([]event) error) func(*esdb.RecordedEvent) (bool, error) {
 		return func(ev *esdb.RecordedEvent) (bool, error) {
