@@ -1,12 +1,10 @@
 package eventlog
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,19 +57,11 @@ func TestPowerLoss(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				fs.countdown.Store(int64(1 + rng.IntN(60)))
 			}
-			var (
-				mu     sync.Mutex
-				acked  []*crashAppend
-				all    []*crashAppend
-				before []*crashAppend // acknowledged before the crash
-				stop   = make(chan struct{})
-				wg     sync.WaitGroup
-			)
+			load := newCrashLoad()
+			var before []*crashAppend // acknowledged before the crash
 			flushFirst := rng.IntN(2) == 0
 			fs.onCrash = func() {
-				mu.Lock()
-				before = slices.Clone(acked)
-				mu.Unlock()
+				before = load.ackedSoFar()
 				if l := fs.log.Load(); l != nil {
 					fs.headAtClone = l.Head()
 					if flushFirst {
@@ -90,32 +80,8 @@ func TestPowerLoss(t *testing.T) {
 			}
 			fs.log.Store(l)
 			for g := range 1 + rng.IntN(6) {
-				wseed := rng.Uint64()
-				wg.Go(func() {
-					r := rand.New(rand.NewPCG(wseed, 2))
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						a := &crashAppend{stream: fmt.Sprintf("s%d-%d", g, r.IntN(4)), events: bigEvents(r, 1+r.IntN(5))}
-						mu.Lock()
-						all = append(all, a)
-						mu.Unlock()
-						res, err := l.Append(t.Context(), a.stream, any_(), a.events)
-						if errors.Is(err, ErrClosed) {
-							return
-						}
-						if err != nil {
-							t.Errorf("%s: append: %v", name, err)
-							return
-						}
-						mu.Lock()
-						a.res, a.acked = res, true
-						acked = append(acked, a)
-						mu.Unlock()
-					}
+				load.writer(t, l, rand.New(rand.NewPCG(rng.Uint64(), 2)), func(r *rand.Rand) *crashAppend {
+					return &crashAppend{stream: fmt.Sprintf("s%d-%d", g, r.IntN(4)), events: bigEvents(r, 1+r.IntN(5))}
 				})
 			}
 			if fs.countdown.Load() > 0 {
@@ -123,25 +89,13 @@ func TestPowerLoss(t *testing.T) {
 			} else {
 				// Crash after a random number of acknowledgements (0
 				// included: a crash right after Open).
-				want := rng.IntN(40)
-				for {
-					mu.Lock()
-					n := len(acked)
-					mu.Unlock()
-					if n >= want {
-						break
-					}
-					require.NoError(t, l.Wait(t.Context(), l.Head()))
-				}
+				load.waitAcked(t, l, rng.IntN(40))
 				fs.crash()
 			}
 			<-fs.cloned
-			close(stop)
 			require.NoError(t, l.Close())
-			wg.Wait()
-			mu.Lock()
-			attempted := slices.Clone(all)
-			mu.Unlock()
+			load.halt()
+			attempted := load.attempted()
 
 			history = append(history, before...)
 			totalAcked += len(before)

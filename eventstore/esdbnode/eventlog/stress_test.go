@@ -85,6 +85,83 @@ type crashAppend struct {
 	acked  bool
 }
 
+// crashLoad is concurrent writers appending to a log until stopped (or the
+// log is closed), recording every append they attempt and every one
+// acknowledged. Each writer makes its appends with next from its own
+// random source.
+type crashLoad struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	all   []*crashAppend
+	acked []*crashAppend
+}
+
+func newCrashLoad() *crashLoad { return &crashLoad{stop: make(chan struct{})} }
+
+func (c *crashLoad) writer(t testing.TB, l *Log, r *rand.Rand, next func(r *rand.Rand) *crashAppend) {
+	c.wg.Go(func() {
+		for {
+			select {
+			case <-c.stop:
+				return
+			default:
+			}
+			a := next(r)
+			c.mu.Lock()
+			c.all = append(c.all, a)
+			c.mu.Unlock()
+			res, err := l.Append(t.Context(), a.stream, any_(), a.events)
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			if err != nil {
+				t.Errorf("append to %s: %v", a.stream, err)
+				return
+			}
+			c.mu.Lock()
+			a.res, a.acked = res, true
+			c.acked = append(c.acked, a)
+			c.mu.Unlock()
+		}
+	})
+}
+
+// ackedSoFar returns the appends acknowledged so far.
+func (c *crashLoad) ackedSoFar() []*crashAppend {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.acked)
+}
+
+// attempted returns every append tried so far.
+func (c *crashLoad) attempted() []*crashAppend {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.all)
+}
+
+// waitAcked waits until at least n appends are acknowledged.
+func (c *crashLoad) waitAcked(t testing.TB, l *Log, n int) {
+	for {
+		c.mu.Lock()
+		have := len(c.acked)
+		c.mu.Unlock()
+		if have >= n {
+			return
+		}
+		require.NoError(t, l.Wait(t.Context(), l.Head()))
+	}
+}
+
+// halt stops the writers and waits for them (close the log first: a writer
+// may be inside Append).
+func (c *crashLoad) halt() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
 func TestCrashRecovery(t *testing.T) {
 	rounds := 6
 	if testing.Short() {
@@ -99,63 +176,21 @@ func TestCrashRecovery(t *testing.T) {
 		checkAcked(t, l, history)
 		startHead := l.Head()
 
-		var (
-			mu      sync.Mutex
-			acked   []*crashAppend
-			all     []*crashAppend
-			stop    = make(chan struct{})
-			wg      sync.WaitGroup
-			writers = 8
-		)
-		for g := range writers {
-			seed := rng.Uint64()
-			wg.Go(func() {
-				r := rand.New(rand.NewPCG(seed, 7))
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					a := &crashAppend{stream: fmt.Sprintf("r%d-g%d-%d", round, g, r.IntN(3)), events: evs(1 + r.IntN(4))}
-					mu.Lock()
-					all = append(all, a)
-					mu.Unlock()
-					res, err := l.Append(t.Context(), a.stream, any_(), a.events)
-					if errors.Is(err, ErrClosed) {
-						return
-					}
-					if !assert.NoError(t, err) {
-						return
-					}
-					mu.Lock()
-					a.res, a.acked = res, true
-					acked = append(acked, a)
-					mu.Unlock()
-				}
+		load := newCrashLoad()
+		for g := range 8 {
+			load.writer(t, l, rand.New(rand.NewPCG(rng.Uint64(), 7)), func(r *rand.Rand) *crashAppend {
+				return &crashAppend{stream: fmt.Sprintf("r%d-g%d-%d", round, g, r.IntN(3)), events: evs(1 + r.IntN(4))}
 			})
 		}
 		// Crash once enough appends were acknowledged.
-		want := 20 + rng.IntN(60)
-		for {
-			require.NoError(t, l.Wait(t.Context(), l.Head()))
-			mu.Lock()
-			n := len(acked)
-			mu.Unlock()
-			if n >= want {
-				break
-			}
-		}
-		mu.Lock()
-		before := slices.Clone(acked) // acknowledged before the crash point
-		mu.Unlock()
+		load.waitAcked(t, l, 20+rng.IntN(60))
+		before := load.ackedSoFar() // acknowledged before the crash point
 		// Writers keep going while the clone is taken; it keeps all synced
 		// data and a random part of the unsynced data (torn WAL tails).
 		clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(100), RNG: rand.New(rand.NewPCG(rng.Uint64(), 1))})
 		headAtCrash := l.Head()
-		close(stop)
 		require.NoError(t, l.Close())
-		wg.Wait()
+		load.halt()
 		require.NotEmpty(t, before)
 
 		history = append(history, before...)
@@ -163,7 +198,7 @@ func TestCrashRecovery(t *testing.T) {
 		l, err = Open("db", Options{FS: fs})
 		require.NoError(t, err)
 		checkAcked(t, l, history)
-		checkAllOrNothing(t, l, all)
+		checkAllOrNothing(t, l, load.attempted())
 		head := l.Head()
 		t.Logf("round %d: %d acked before the crash, head %d just after it, %d after recovery", round, len(before), headAtCrash, head)
 		require.Greater(t, head, startHead)
