@@ -221,10 +221,10 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	// single writer connection serialises them). Reading $all and applying overlap: the
 	// reader fills the next chunk while the previous one is applied (at most two chunks in
 	// memory besides the one being read).
-	bulk := func(_ int, fn func(x *execer) error) error { return s.inBulkTx(ctx, fn) }
 	chunks := make(chan []event, 1)
 	var last uint64
 	pipe, pctx := errgroup.WithContext(ctx)
+	bulk := func(_ int, fn func(x *execer) error) error { return s.inBulkTx(pctx, fn) }
 	pipe.Go(func() error {
 		for c := range chunks {
 			if err := fold(pctx, c, bulk); err != nil {
