@@ -378,6 +378,27 @@ type daemon struct {
 	stderr *esdbnodetest.Buffer
 }
 
+var httpLine = regexp.MustCompile(`msg="http listening" addr=(127\.0\.0\.1:\d+)`)
+
+// httpAddr waits for serve's "http listening" log line and returns its address (host:port).
+// serve logs it once; there is no event to wait on, so the log is polled.
+func (d *daemon) httpAddr(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := httpLine.FindStringSubmatch(d.stderr.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(20 * time.Millisecond): // polling serve's log for its HTTP address
+		}
+	}
+	t.Fatalf("no http address in serve's log: %s", d.stderr)
+	return ""
+}
+
 var readyLine = regexp.MustCompile(`^orders: node listening on (127\.0\.0\.1:\d+) \((esdb://\S+)\)$`)
 
 // startDaemon runs the binary with args and waits for its ready line.

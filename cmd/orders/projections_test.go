@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/orderstore/orders/projections"
 )
-
-var httpLine = regexp.MustCompile(`msg="http listening" addr=(127\.0\.0\.1:\d+)`)
 
 type statusOut struct {
 	Projections []projections.ProjectionStatus `json:"projections"`
@@ -42,16 +39,7 @@ func TestServeProjectionsCLI(t *testing.T) {
 	db := filepath.Join(dir, "readmodels.db")
 	d := startDaemon(t, "serve", "--esdb", n.url, "--data", dir, "--http", "127.0.0.1:0")
 
-	var httpAddr string
-	deadline := time.Now().Add(30 * time.Second)
-	for httpAddr == "" && time.Now().Before(deadline) {
-		if m := httpLine.FindStringSubmatch(d.stderr.String()); m != nil {
-			httpAddr = m[1]
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling serve's log for its HTTP address
-	}
-	require.NotEmpty(t, httpAddr, "no http address in serve's log: %s", d.stderr)
+	httpAddr := d.httpAddr(t)
 
 	p1, p2 := place(t, n.url), place(t, n.url)
 	r := cli(t, "--esdb", n.url, "pay", p1.ID)

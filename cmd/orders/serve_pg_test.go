@@ -91,19 +91,7 @@ func startServePG(t *testing.T, esdbURL, db, dir string) (*daemon, string) {
 	t.Helper()
 	d := startDaemon(t, "serve", "--esdb", esdbURL, "--db", db, "--data", dir, "--http", "127.0.0.1:0")
 	require.Equal(t, esdbURL, d.url)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := httpLine.FindStringSubmatch(d.stderr.String()); m != nil {
-			return d, m[1]
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(20 * time.Millisecond): // polling serve's log for its HTTP address
-		}
-	}
-	t.Fatalf("no http address in serve's log: %s", d.stderr)
-	return nil, ""
+	return d, d.httpAddr(t)
 }
 
 // TestTwoServeProcessesOnPostgresTotalsExact: two `orders serve` processes share one node and
@@ -381,9 +369,7 @@ func TestTwoServeProcessesOnPostgresTotalsExact(t *testing.T) {
 	// Both processes serve their HTTP status with lag 0, then stop cleanly.
 	for i := range serves {
 		require.Nil(t, serves[i].cmd.ProcessState, "serve %d exited: %s", i, serves[i].stderr)
-		m := httpLine.FindStringSubmatch(serves[i].stderr.String())
-		require.NotNil(t, m)
-		resp, err := http.Get("http://" + m[1] + "/status")
+		resp, err := http.Get("http://" + serves[i].httpAddr(t) + "/status")
 		require.NoError(t, err)
 		var web struct {
 			Projections []projections.LiveStatus `json:"projections"`

@@ -36,17 +36,7 @@ func TestBrowserServeFigures(t *testing.T) {
 	seedDays(t, n)
 	dir := t.TempDir()
 	d := startDaemon(t, "serve", "--esdb", n.url, "--data", dir, "--http", "127.0.0.1:0")
-	var httpAddr string
-	deadline := time.Now().Add(30 * time.Second)
-	for httpAddr == "" && time.Now().Before(deadline) {
-		if m := httpLine.FindStringSubmatch(d.stderr.String()); m != nil {
-			httpAddr = m[1]
-		} else {
-			time.Sleep(20 * time.Millisecond) // polling serve's log for its HTTP address
-		}
-	}
-	require.NotEmpty(t, httpAddr, "no http address in serve's log: %s", d.stderr)
-	base := "http://" + httpAddr
+	base := "http://" + d.httpAddr(t)
 	db := filepath.Join(dir, defaultDBFile)
 
 	ctx := browsertest.Open(t, browsertest.Desktop, 90*time.Second)

@@ -69,17 +69,7 @@ func TestBrowserServeStatusPageLagFallsToZero(t *testing.T) {
 	mail := startMailServer(t, false)
 	d := startDaemon(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--smtp", mail.URL())
 
-	var httpAddr string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := httpLine.FindStringSubmatch(d.stderr.String()); m != nil {
-			httpAddr = m[1]
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling serve's log for its HTTP address
-	}
-	require.NotEmpty(t, httpAddr, "no http address in serve's log: %s", d.stderr)
-	base := "http://" + httpAddr
+	base := "http://" + d.httpAddr(t)
 
 	names := []string{projections.CustomerOrders, projections.DailyRevenue, projections.OrderSummaries, notify.DefaultGroup}
 
