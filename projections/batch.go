@@ -1,9 +1,11 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +66,15 @@ type applier struct {
 	fresh bool
 	// cache keeps the folded rows across batches (rebuild); nil: every batch loads.
 	cache map[string]*orderRow
+	// deferred (rebuild, with cache): apply folds into the cache and adds the totals to
+	// deltas, and writes nothing; writeCached writes them later, all at once.
+	deferred bool
+	deltas   map[[2]string][]int64
+	// prev (deferred): rows being written by an earlier flush, read-only here; a row found
+	// there is copied, as stored at its revision.
+	prev map[string]*orderRow
+	// maxRows: rows per multi-row INSERT on SQLite (0: sqliteMaxRows; tests make it small).
+	maxRows int
 }
 
 func newApplier(x *execer, p *projection, tn func(string) string) *applier {
@@ -88,6 +99,12 @@ func (a *applier) apply(ctx context.Context, evs []decoded) (int64, uint64, erro
 			rows[ev.id] = r
 			continue
 		}
+		if r, ok := a.prev[ev.id]; ok {
+			c := *r
+			c.stored = c.rev
+			rows[ev.id] = &c
+			continue
+		}
 		rows[ev.id] = nil
 		if !a.fresh || ev.Revision != 0 {
 			load = append(load, ev.id)
@@ -96,17 +113,24 @@ func (a *applier) apply(ctx context.Context, evs []decoded) (int64, uint64, erro
 	if err := a.load(ctx, load, rows); err != nil {
 		return 0, 0, fmt.Errorf("load %s: %w", a.state, err)
 	}
-	// Work on copies, so that a failed batch leaves the cache as it was.
+	// Work on copies, so that a failed batch leaves the cache as it was. Deferred: on the
+	// cached rows themselves (a failure ends the rebuild).
 	work := make(map[string]*orderRow, len(rows))
 	for id, r := range rows {
-		if r == nil {
+		switch {
+		case r == nil:
 			work[id] = newOrderRow(id)
-		} else {
+		case a.deferred:
+			work[id] = r
+		default:
 			c := *r
 			work[id] = &c
 		}
 	}
-	deltas := map[[2]string][]int64{}
+	deltas := a.deltas
+	if !a.deferred || deltas == nil {
+		deltas = map[[2]string][]int64{}
+	}
 	var applied int64
 	var maxPos uint64
 	for _, ev := range evs {
@@ -133,8 +157,31 @@ func (a *applier) apply(ctx context.Context, evs []decoded) (int64, uint64, erro
 			}
 		}
 	}
+	if a.deferred {
+		a.deltas = deltas
+		for id, r := range work {
+			a.cache[id] = r
+		}
+		return applied, maxPos, nil
+	}
+	if err := a.write(ctx, slices.Collect(maps.Values(work)), deltas); err != nil {
+		return 0, 0, err
+	}
+	for id, r := range work {
+		r.stored = r.rev
+		if a.cache != nil {
+			a.cache[id] = r
+		}
+	}
+	return applied, maxPos, nil
+}
+
+// write writes the rows that advanced (inserts, then updates, each in order_id order) and
+// the deltas. It does not change the rows (a rebuild's flush writes them while the next
+// batches are folded); the caller marks them stored.
+func (a *applier) write(ctx context.Context, rows []*orderRow, deltas map[[2]string][]int64) error {
 	var ins, upd []*orderRow
-	for _, r := range work {
+	for _, r := range rows {
 		switch {
 		case r.rev <= r.stored:
 		case r.stored < 0:
@@ -147,21 +194,12 @@ func (a *applier) apply(ctx context.Context, evs []decoded) (int64, uint64, erro
 	slices.SortFunc(ins, byID)
 	slices.SortFunc(upd, byID)
 	if err := a.insert(ctx, ins); err != nil {
-		return 0, 0, err
+		return err
 	}
 	if err := a.update(ctx, upd); err != nil {
-		return 0, 0, err
+		return err
 	}
-	if err := a.addTotals(ctx, deltas); err != nil {
-		return 0, 0, err
-	}
-	if a.cache != nil {
-		for id, r := range work {
-			r.stored = r.rev
-			a.cache[id] = r
-		}
-	}
-	return applied, maxPos, nil
+	return a.addTotals(ctx, deltas)
 }
 
 func (a *applier) colNames() []string {
@@ -251,16 +289,39 @@ func (a *applier) insert(ctx context.Context, rows []*orderRow) error {
 		}
 		n = c
 	default:
-		per := min(sqliteMaxRows, sqliteMaxParams/len(cols))
+		per := min(cmp.Or(a.maxRows, sqliteMaxRows), sqliteMaxParams/len(cols))
 		row := "(" + placeholders(len(cols)) + ")"
+		query := func(rows int) string {
+			return "INSERT INTO " + a.state + " (" + strings.Join(cols, ", ") + ") VALUES " +
+				strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + " ON CONFLICT (order_id) DO NOTHING"
+		}
+		// Full chunks share one prepared statement (parsing a statement of per rows costs
+		// about as much as running it).
+		var full *sql.Stmt
+		if len(rows) >= 2*per {
+			var err error
+			if full, err = a.x.tx.PrepareContext(ctx, query(per)); err != nil {
+				return fmt.Errorf("insert into %s: %w", a.state, err)
+			}
+			defer full.Close()
+		}
+		args := make([]any, 0, per*len(cols))
 		for chunk := range slices.Chunk(rows, per) {
-			args := make([]any, 0, len(chunk)*len(cols))
+			args = args[:0]
 			for _, r := range chunk {
 				args = append(args, a.p.state.get(r)...)
 			}
-			q := "INSERT INTO " + a.state + " (" + strings.Join(cols, ", ") + ") VALUES " +
-				strings.TrimSuffix(strings.Repeat(row+", ", len(chunk)), ", ") + " ON CONFLICT (order_id) DO NOTHING"
-			c, err := a.x.exec(ctx, q, args...)
+			var res sql.Result
+			var err error
+			if full != nil && len(chunk) == per {
+				res, err = full.ExecContext(ctx, args...)
+			} else {
+				res, err = a.x.tx.ExecContext(ctx, query(len(chunk)), args...)
+			}
+			if err != nil {
+				return fmt.Errorf("insert into %s: %w", a.state, err)
+			}
+			c, err := res.RowsAffected()
 			if err != nil {
 				return fmt.Errorf("insert into %s: %w", a.state, err)
 			}

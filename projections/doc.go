@@ -85,13 +85,16 @@
 // shadow tables "<table>_rebuild", created from the current table definitions, while the
 // live tables serve and the live consumers keep writing them, then takes the write lock,
 // applies the tail, and swaps the shadows in with the checkpoint in one transaction; see
-// Rebuild. The replay folds chunks of 20,000 order events in memory and bulk-loads them:
-// large multi-row insert transactions on SQLite, COPY on PostgreSQL, while the next chunk
-// is read. Memory is bounded whatever the size of the log: three chunks of events, plus
-// the folded rows of at most 50,000 orders per projection (about 25 MB each), dropped when
-// full (rows of orders that receive more events are then read back from the shadows),
-// plus, on SQLite, a page cache of 256 MiB while the rebuild runs (64 MiB otherwise). The
-// shadows' secondary indexes are built once they are loaded, before the lock.
+// Rebuild. The replay reads $all, decodes chunks of 20,000 order events as it reads, and
+// folds them into in-memory rows per order; every 20,000 orders the folded rows go to a
+// flush that bulk-loads them in order_id order (multi-row inserts through one prepared
+// statement on SQLite, COPY on PostgreSQL, 20,000 rows per transaction) while the next
+// chunks are read and folded. Memory is bounded whatever the size of the log: three chunks
+// of events, plus per projection two sets of folded rows (one filling, at most 40,000
+// orders, one being written; a few hundred bytes per order), plus, on SQLite, a page
+// cache of 256 MiB while the rebuild runs (64 MiB otherwise). Rows of orders that receive
+// events after their flush are read back from the shadows. The shadows' secondary indexes
+// are built once they are loaded, before the lock.
 //
 // # Verification
 //

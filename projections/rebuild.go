@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,15 +19,23 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Rebuild sizes. Memory is bounded by three chunks of events (rebuildChunk order events
-// each, their data as read: one being applied, one queued, one being read) plus, per
-// projection, the folded rows of at most rebuildCacheOrders orders (a few hundred bytes
-// each): beyond that the cache is dropped and the rows of orders that receive more events
-// are read back from the shadow tables.
+// Rebuild sizes. Memory is bounded by three chunks of events (chunk order events each,
+// their data as read: one being folded, one queued, one being read) plus, per projection,
+// two caches of folded rows (a few hundred bytes each): one being filled, which is handed
+// to a flush once it holds cacheOrders orders (so at most cacheOrders+chunk), and one
+// being written. A flush writes its rows in order_id order, in transactions of at most
+// txRows rows, and is then dropped: the rows of orders that receive more events
+// afterwards are read back from the shadow tables. Measured at 1,000,000 events, smaller
+// flushes overlap better with reading than larger ones on both SQLite and PostgreSQL.
+type rebuildSizes struct {
+	chunk, cacheOrders, txRows int
+	insertRows                 int // rows per multi-row INSERT on SQLite (0: sqliteMaxRows)
+}
+
+var defaultRebuildSizes = rebuildSizes{chunk: 20000, cacheOrders: 20000, txRows: 20000}
+
 const (
-	rebuildChunk       = 20000
-	rebuildCacheOrders = 50000
-	rebuildPage        = 8192 // events per ReadAll request
+	rebuildPage = 8192 // events per ReadAll request
 	// rebuildCacheKiB is SQLite's page cache during a rebuild (sqliteCacheKiB otherwise).
 	rebuildCacheKiB = 256 << 10
 )
@@ -112,6 +122,10 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 		}
 	}
 
+	sz := s.rebuildSizes
+	if sz == (rebuildSizes{}) {
+		sz = defaultRebuildSizes
+	}
 	gen := strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(uint64(mrand.Uint32()), 36)
 	indexes, err := s.createShadows(ctx, projs, gen)
 	if err != nil {
@@ -151,13 +165,12 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 		pr.Applied = applied
 		progress(pr)
 	}
+	deltas := make([]map[[2]string][]int64, len(projs))
 	seenUnknown := map[string]bool{}
-	// fold applies buf to every projection through x(i): decoded once, folded into the
-	// cached rows, written in bulk.
-	fold := func(ctx context.Context, buf []event, in func(i int, fn func(x *execer) error) error) error {
-		if len(buf) == 0 {
-			return nil
-		}
+	// fold applies buf to every projection through in(i): decoded once, folded into the
+	// cached rows, written in bulk. Deferred (the replay): folded into the caches and
+	// deltas only, rows of earlier orders loaded through in(i); flushCached writes them.
+	decode := func(buf []event) ([]decoded, error) {
 		evs, err := decodeAll(buf, func(t string) {
 			if !seenUnknown[t] {
 				seenUnknown[t] = true
@@ -165,7 +178,14 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 			}
 		})
 		if err != nil {
-			return fmt.Errorf("projections: rebuild: %w", err)
+			return nil, fmt.Errorf("projections: rebuild: %w", err)
+		}
+		return evs, nil
+	}
+	var flushing []map[string]*orderRow // the caches an unfinished flush is writing
+	fold := func(ctx context.Context, evs []decoded, deferred bool, in func(i int, fn func(x *execer) error) error) error {
+		if len(evs) == 0 {
+			return nil
 		}
 		counts := make([]int64, len(projs))
 		g, gctx := errgroup.WithContext(ctx)
@@ -174,12 +194,16 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 				return in(i, func(x *execer) error {
 					a := newApplier(x, p, shadowName)
 					a.fresh, a.cache = true, caches[i]
+					a.deferred, a.deltas = deferred, deltas[i]
+					if flushing != nil {
+						a.prev = flushing[i]
+					}
 					c, _, err := a.apply(gctx, evs)
 					if err != nil {
 						return fmt.Errorf("projections: rebuild %s: %w", p.name, err)
 					}
-					counts[i] = c
-					if len(a.cache) > rebuildCacheOrders {
+					counts[i], deltas[i] = c, a.deltas
+					if !deferred && len(a.cache) > sz.cacheOrders {
 						clear(a.cache)
 					}
 					return nil
@@ -190,11 +214,38 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 			return err
 		}
 		applied += counts[0] // every projection applies every order event
-		lastApplied = max(lastApplied, buf[len(buf)-1].Position)
+		lastApplied = max(lastApplied, evs[len(evs)-1].Position)
 		report()
 		return nil
 	}
-	// collect gathers order events into buf and hands each full chunk (rebuildChunk events)
+	// flush writes rows and deltas (one cache of each projection, in order_id order, in
+	// transactions of at most sz.txRows rows, so that live consumers get the writer in
+	// between). It only reads them: the next chunks are folded meanwhile.
+	flush := func(ctx context.Context, rows []map[string]*orderRow, deltas []map[[2]string][]int64) error {
+		g, gctx := errgroup.WithContext(ctx)
+		for i, p := range projs {
+			g.Go(func() error {
+				sorted := slices.SortedFunc(maps.Values(rows[i]), func(a, b *orderRow) int { return strings.Compare(a.id, b.id) })
+				for start := 0; start == 0 || start < len(sorted); start += sz.txRows {
+					part := sorted[start:min(len(sorted), start+sz.txRows)]
+					var d map[[2]string][]int64
+					if start+sz.txRows >= len(sorted) {
+						d = deltas[i]
+					}
+					if err := s.inBulkTx(gctx, func(x *execer) error {
+						a := newApplier(x, p, shadowName)
+						a.maxRows = sz.insertRows
+						return a.write(gctx, part, d)
+					}); err != nil {
+						return fmt.Errorf("projections: rebuild %s: %w", p.name, err)
+					}
+				}
+				return nil
+			})
+		}
+		return g.Wait()
+	}
+	// collect gathers order events into buf and hands each full chunk (sz.chunk events)
 	// to onFull; the caller hands over what is left in buf when the read ends.
 	var buf []event
 	collect := func(onFull func([]event) error) func(*esdb.RecordedEvent) (bool, error) {
@@ -207,37 +258,78 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 				return false, nil
 			}
 			buf = append(buf, event{Stream: ev.StreamID, Revision: ev.EventNumber, Position: ev.Position.Commit, Type: ev.EventType, Data: ev.Data})
-			if len(buf) >= rebuildChunk {
+			if len(buf) >= sz.chunk {
 				full := buf
-				buf = make([]event, 0, rebuildChunk)
+				buf = make([]event, 0, sz.chunk)
 				return true, onFull(full)
 			}
 			return true, nil
 		}
 	}
 
-	// Phase 1: replay without any lock, one bulk transaction per projection and chunk, the
-	// projections concurrently (on PostgreSQL that overlaps their round trips; SQLite's
-	// single writer connection serialises them). Reading $all and applying overlap: the
-	// reader fills the next chunk while the previous one is applied (at most two chunks in
-	// memory besides the one being read).
-	chunks := make(chan []event, 1)
+	// Phase 1: replay without any lock. Chunks are decoded by the reader and folded into
+	// the caches, the projections concurrently. Whenever sz.cacheOrders orders are cached
+	// the caches are handed to a flush, which writes them in bulk while the next chunks are
+	// folded into fresh caches (on PostgreSQL the projections' transactions overlap;
+	// SQLite's single writer connection serialises them); one flush at a time. Reading
+	// $all, folding and writing overlap: the reader fills the next chunk while the previous
+	// one is folded (at most two chunks in memory besides the one being read), and at most
+	// two caches per projection are held (one being filled, one being written).
+	chunks := make(chan []decoded, 1)
 	var last uint64
 	pipe, pctx := errgroup.WithContext(ctx)
-	bulk := func(_ int, fn func(x *execer) error) error { return s.inBulkTx(pctx, fn) }
+	// Rows of orders written by an earlier flush are read back from the committed shadows.
+	load := func(_ int, fn func(x *execer) error) error { return fn(&execer{d: s.d, tx: s.r}) }
 	pipe.Go(func() error {
+		var done chan error // the flush under way
+		wait := func() error {
+			if done == nil {
+				return nil
+			}
+			err := <-done
+			done, flushing = nil, nil
+			return err
+		}
+		defer func() { _ = wait() }()
 		for c := range chunks {
-			if err := fold(pctx, c, bulk); err != nil {
+			if err := fold(pctx, c, true, load); err != nil {
 				return err
 			}
+			if len(caches[0]) < sz.cacheOrders {
+				continue
+			}
+			if err := wait(); err != nil {
+				return err
+			}
+			rows, ds := caches, deltas
+			caches, deltas, flushing = make([]map[string]*orderRow, len(projs)), make([]map[[2]string][]int64, len(projs)), rows
+			for i := range caches {
+				caches[i] = map[string]*orderRow{}
+			}
+			done = make(chan error, 1)
+			go func() { done <- flush(pctx, rows, ds) }()
+		}
+		if err := wait(); err != nil {
+			return err
+		}
+		if err := flush(pctx, caches, deltas); err != nil {
+			return err
+		}
+		for i := range caches {
+			clear(caches[i])
+			deltas[i] = nil
 		}
 		return nil
 	})
 	pipe.Go(func() error {
 		defer close(chunks)
 		send := func(c []event) error {
+			evs, err := decode(c)
+			if err != nil {
+				return err
+			}
 			select {
-			case chunks <- c:
+			case chunks <- evs:
 				return nil
 			case <-pctx.Done():
 				return context.Cause(pctx)
@@ -287,7 +379,11 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	// One transaction: the projections take turns on it.
 	var txMu sync.Mutex
 	applyInTx := func(c []event) error {
-		return fold(ctx, c, func(_ int, fn func(x *execer) error) error {
+		evs, err := decode(c)
+		if err != nil {
+			return err
+		}
+		return fold(ctx, evs, false, func(_ int, fn func(x *execer) error) error {
 			txMu.Lock()
 			defer txMu.Unlock()
 			return fn(&execer{d: s.d, tx: tx})

@@ -60,6 +60,26 @@ func TestRunnerLiveRebuildAndLag(t *testing.T) {
 				compareDumps(t, "rebuild", dump(t, fresh), "live", dump(t, liveURL))
 			})
 
+			t.Run("rebuild in tiny pieces", func(t *testing.T) {
+				// Chunks of 7 events, rows written whenever 5 orders are cached, 5 rows per
+				// transaction, 2 per insert statement: orders span chunks and flushes, so
+				// later events find their rows in the shadows (read back, updated), the
+				// totals add up across flushes, and inserts go through the prepared
+				// statement of full chunks and the one-off statement of the rest.
+				url := be.newURL(t)
+				s := openStore(t, url)
+				projections.SetRebuildSizes(s, 7, 5, 5, 2)
+				client, err := dial()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer client.Close()
+				if _, err := s.Rebuild(ctx, client, nil, nil); err != nil {
+					t.Fatalf("rebuild: %v", err)
+				}
+				compareDumps(t, "rebuild in tiny pieces", dump(t, url), "live", dump(t, liveURL))
+			})
+
 			t.Run("http", func(t *testing.T) {
 				h := runner.Handler()
 				rec := httptest.NewRecorder()

@@ -55,6 +55,8 @@ type Store struct {
 	now func() time.Time
 	log *slog.Logger
 
+	rebuildSizes rebuildSizes // zero: defaultRebuildSizes (tests make them small)
+
 	unknownMu sync.Mutex
 	unknown   map[unknownKey]uint64 // events of unknown types applied, per projection and type
 }
