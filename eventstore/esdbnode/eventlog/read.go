@@ -82,13 +82,83 @@ func (l *Log) readRecord(buf []byte, e entry, rec *Record) ([]byte, error) {
 	return buf, decodeRecord(e.pos, payload, rec)
 }
 
-// readRecordInto is readRecord with the record's memory from a.
-func (l *Log) readRecordInto(buf []byte, e entry, rec *Record, a *valueArena) ([]byte, error) {
-	buf, payload, err := l.readFrame(buf, e)
-	if err != nil {
-		return buf, err
+// readBlock is how much a blockReader reads at once.
+const readBlock = 64 << 10
+
+// blockReader reads the frames of a stream read: a frame found in the block it
+// read last costs no read, and a miss reads a block of readBlock bytes around
+// the frame, ahead of it in the direction of the read, so that a run of
+// neighbouring frames (a stream's events appended together) costs one
+// positioned read. Bytes past the durable end may be in the block; only frames
+// the caller knows durable are parsed from it.
+type blockReader struct {
+	dir   Direction
+	chunk *chunk
+	off   int64 // chunk offset of data[0]
+	data  []byte
+}
+
+// payload returns the checked payload of e's frame, valid until the next call.
+func (br *blockReader) payload(l *Log, e entry) ([]byte, error) {
+	if p, ok, err := br.cached(e); ok || err != nil {
+		return p, err
 	}
-	return buf, decodeRecordInto(e.pos, payload, rec, a)
+	c, err := l.chunkAt(e.loc.chunk())
+	if err != nil {
+		return nil, err
+	}
+	off := e.loc.off()
+	start := off
+	if br.dir == Backwards {
+		start = max(chunkHeaderSize, off+firstRead-readBlock)
+	}
+	end := min(c.size, start+readBlock)
+	if end-off < frameOverhead {
+		return nil, fmt.Errorf("%w: %s: frame at %d past the end", ErrCorrupt, chunkName(c.number), off)
+	}
+	br.data = append(br.data[:0], make([]byte, end-start)...)
+	if err := c.readAt(br.data, start); err != nil {
+		br.chunk = nil
+		return nil, err
+	}
+	br.chunk, br.off = c, start
+	if p, ok, err := br.cached(e); ok || err != nil {
+		return p, err
+	}
+	// Larger than the block, or not a frame: read it alone (which reports the
+	// corruption, if any).
+	_, p, err := l.readFrame(nil, e)
+	return p, err
+}
+
+// cached returns e's payload if its whole frame is in the block.
+func (br *blockReader) cached(e entry) ([]byte, bool, error) {
+	c := br.chunk
+	if c == nil || c.number != e.loc.chunk() {
+		return nil, false, nil
+	}
+	rel := e.loc.off() - br.off
+	if rel < 0 || rel+frameHeaderSize > int64(len(br.data)) {
+		return nil, false, nil
+	}
+	f, ok := parseFrameHeader(br.data[rel:], c.size-e.loc.off())
+	if !ok || rel+f.size() > int64(len(br.data)) {
+		return nil, false, nil
+	}
+	b := br.data[rel : rel+f.size()]
+	if !checkFrame(b, f) || f.pos != e.pos {
+		return nil, false, fmt.Errorf("%w: %s: bad frame at offset %d (position %d)", ErrCorrupt, chunkName(c.number), e.loc.off(), e.pos)
+	}
+	return b[frameHeaderSize : frameHeaderSize+f.n], true, nil
+}
+
+// readRecordInto reads e's record through br, with the record's memory from a.
+func (l *Log) readRecordInto(br *blockReader, e entry, rec *Record, a *valueArena) error {
+	payload, err := br.payload(l, e)
+	if err != nil {
+		return err
+	}
+	return decodeRecordInto(e.pos, payload, rec, a)
 }
 
 // recordAt reads the record of an index entry.
@@ -239,7 +309,7 @@ func (l *Log) ReadStream(ctx context.Context, stream string, dir Direction, from
 	head := l.head.Load()
 	var (
 		valid bool
-		buf   []byte
+		br    = blockReader{dir: dir}
 		arena valueArena
 	)
 	if dir == Forwards {
@@ -259,7 +329,7 @@ func (l *Log) ReadStream(ctx context.Context, stream string, dir Direction, from
 		}
 		if e.pos <= head { // records above the published head are not durable yet
 			var rec Record
-			if buf, err = l.readRecordInto(buf, e, &rec, &arena); err != nil {
+			if err := l.readRecordInto(&br, e, &rec, &arena); err != nil {
 				return nil, err
 			}
 			if v.vis.visible(rec.Revision, rec.Created) {
