@@ -38,6 +38,7 @@ type esdbTarget struct {
 	child *exec.Cmd        // node run as a child process, or nil
 	where string           // "in-process", "child process", "external"
 	url   string           // connection string of the node
+	dir   string           // the node's data directory ("" for an external node)
 
 	childErr *lockedWriter // the child's stderr
 	waitOnce sync.Once
@@ -84,6 +85,9 @@ func newESDBTarget(ctx context.Context, cfg esdbConfig) (_ *esdbTarget, err erro
 		}
 	}()
 	t.url = url
+	if cfg.URL == "" {
+		t.dir = cfg.DataDir
+	}
 	if t.c, err = eventstore.Connect(url); err != nil {
 		return nil, err
 	}
@@ -234,6 +238,15 @@ func (t *esdbTarget) CatchUp(ctx context.Context, n int) error {
 func (t *esdbTarget) Preload(ctx context.Context, n int) error {
 	_, err := peerWorkloads{}.appendN(ctx, t, "preload", preloadWriters, esdbPreloadBatch, n)
 	return err
+}
+
+// DiskBytes is the size of the files in the node's data directory (chunk
+// files, preallocated, and the index).
+func (t *esdbTarget) DiskBytes(context.Context) (int64, error) {
+	if t.dir == "" {
+		return 0, fmt.Errorf("bench: an external node's data directory is not known")
+	}
+	return dirBytes(t.dir)
 }
 
 // RSS is the resident memory of the node's process: the child's, or this

@@ -493,3 +493,8 @@ func (t *natsTarget) stop() error {
 		return fmt.Errorf("bench: nats-server did not stop on SIGINT: %w", <-done)
 	}
 }
+
+// DiskBytes is the size of the files in the JetStream store directory.
+func (t *natsTarget) DiskBytes(context.Context) (int64, error) {
+	return dirBytes(filepath.Join(t.dir, "store"))
+}

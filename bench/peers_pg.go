@@ -241,3 +241,17 @@ func (t *pgTarget) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DiskBytes is the size of the tables of the target's schema with their
+// indexes and TOAST (pg_total_relation_size); the WAL, shared by the whole
+// server, is not counted.
+func (t *pgTarget) DiskBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := t.pool.QueryRow(ctx, `SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint
+FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+WHERE ns.nspname = $1 AND c.relkind IN ('r', 'p', 'm')`, t.schema).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("bench: postgres size: %w", err)
+	}
+	return n, nil
+}

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +39,32 @@ type Target interface {
 // memory of the store's process.
 type memoryReporter interface {
 	RSS() (int64, error)
+}
+
+// diskReporter is implemented by targets that can tell how many bytes their
+// store takes on disk.
+type diskReporter interface {
+	DiskBytes(ctx context.Context) (int64, error)
+}
+
+// dirBytes is the total size of the regular files under dir.
+func dirBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n += info.Size()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bench: size of %s: %w", dir, err)
+	}
+	return n, nil
 }
 
 // NoToken is the expected token of a stream that must not exist yet.

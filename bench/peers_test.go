@@ -102,6 +102,19 @@ func TestRunSuiteAllTargets(t *testing.T) {
 		assert.Empty(t, m.Error)
 		assert.Greater(t, m.RSSBytes, int64(1<<20))
 	}
+	// Bytes on disk of every store after each preload; at the second size each
+	// holds at least that many events, in plausibly many bytes (a few hundred
+	// per event: more than the 16-byte payload, far less than a megabyte).
+	require.Len(t, rep.Disk, 3*len(opts.Sizes))
+	for _, u := range rep.Disk {
+		assert.Empty(t, u.Error, u.Target)
+		if u.Size == opts.Sizes[1] {
+			assert.GreaterOrEqual(t, u.Events, u.Size, u.Target)
+			per := float64(u.Bytes) / float64(u.Events)
+			assert.Greater(t, per, 16.0, u.Target)
+			assert.Less(t, per, float64(1<<20), u.Target)
+		}
+	}
 	// The second size preloaded every store.
 	assert.Len(t, rep.Preloads, 3)
 	assert.Empty(t, rep.NotRun)
@@ -121,8 +134,9 @@ func TestRunSuiteAllTargets(t *testing.T) {
 		assert.Contains(t, out, "### "+w+", 10,000 events in the store")
 	}
 	assert.Contains(t, out, "node resident memory")
-	assert.Equal(t, len(workloads)*len(opts.Sizes)*3, strings.Count(out, "\n| node | ")+strings.Count(out, "\n| postgres | ")+strings.Count(out, "\n| nats | ")-3-len(rep.Preloads)-1,
-		"one row per target per table, plus the target list and the preloads")
+	assert.Contains(t, out, "bytes on disk after the preload")
+	assert.Equal(t, len(workloads)*len(opts.Sizes)*3, strings.Count(out, "\n| node | ")+strings.Count(out, "\n| postgres | ")+strings.Count(out, "\n| nats | ")-3-len(rep.Preloads)-len(rep.Disk)-1,
+		"one row per target per table, plus the target list, the bytes on disk and the preloads")
 	t.Log("\n" + out)
 
 	var js bytes.Buffer

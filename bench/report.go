@@ -2,6 +2,7 @@ package bench
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ type Report struct {
 	Targets  []TargetStatus `json:"targets"`
 	Tables   []Table        `json:"tables"`
 	Memory   []Memory       `json:"memory"`
+	Disk     []DiskUsage    `json:"disk"`
 	Preloads []PreloadTime  `json:"preloads"`
 	NotRun   []NotRun       `json:"notRun"`
 	// OrderFlowCatchUp is how long after the order flow's timed part the
@@ -89,6 +91,16 @@ type Memory struct {
 	When     string `json:"when"` // "after preload", "after workloads"
 	RSSBytes int64  `json:"rssBytes"`
 	Error    string `json:"error,omitempty"`
+}
+
+// DiskUsage is what a target's store takes on disk after the preload of a
+// size, holding Events events.
+type DiskUsage struct {
+	Target string `json:"target"`
+	Size   int    `json:"size"`
+	Events int    `json:"events"`
+	Bytes  int64  `json:"bytes"`
+	Error  string `json:"error,omitempty"`
 }
 
 // PreloadTime is how long filling a store took.
@@ -170,6 +182,22 @@ func (r *Report) addMemory(size int, when string, targets []*suiteTarget) {
 		}
 		mem.RSSBytes = rss
 		r.Memory = append(r.Memory, mem)
+	}
+}
+
+func (r *Report) addDisk(ctx context.Context, size int, targets []*suiteTarget) {
+	for _, t := range targets {
+		d, ok := t.Target.(diskReporter)
+		if !ok {
+			continue
+		}
+		u := DiskUsage{Target: t.Name(), Size: size, Events: t.written}
+		n, err := d.DiskBytes(ctx)
+		if err != nil {
+			u.Error = err.Error()
+		}
+		u.Bytes = n
+		r.Disk = append(r.Disk, u)
 	}
 }
 
@@ -264,6 +292,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", rate(float64(mem.Size)), mem.When, v)
 		}
+	}
+	if len(r.Disk) > 0 {
+		b.WriteString("\n### bytes on disk after the preload\n\n| target | events in the store | on disk | bytes per event |\n|---|---:|---:|---:|\n")
+		for _, u := range r.Disk {
+			v, per := bytesIEC(u.Bytes), "-"
+			if u.Error != "" {
+				v = mdEscape(u.Error)
+			} else if u.Events > 0 {
+				per = rate(float64(u.Bytes) / float64(u.Events))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", u.Target, rate(float64(u.Events)), v, per)
+		}
+		b.WriteString("\nnode: the chunk files (preallocated, so a small store shows whole chunks) and the index; postgres: the table with its indexes (pg_total_relation_size), without the server's WAL; nats: the JetStream store directory.\n")
 	}
 	if len(r.Preloads) > 0 {
 		b.WriteString("\n### preloads (untimed in the tables)\n\n| target | to size | events | took | events/s |\n|---|---:|---:|---:|---:|\n")

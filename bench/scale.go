@@ -221,6 +221,7 @@ func RunSuite(ctx context.Context, opts SuiteOptions) (_ *Report, err error) {
 			}
 		}
 		rep.addMemory(size, "after preload", targets)
+		rep.addDisk(ctx, size, targets)
 		results := make(map[string]map[string][]Result) // workload → target → rounds
 		for round := range opts.Rounds {
 			for _, w := range workloads {
