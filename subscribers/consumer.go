@@ -251,10 +251,13 @@ func (s *session) run(ctx context.Context) error {
 	s.work(ctx)
 
 	s.cancel() // stops delayed retries and the receiver; unblocks a Send stuck on flow control
+	// Close (which half-closes the stream) only once the receiver has seen the cancellation:
+	// a half-close can end the server's side first, and the client then reports that end
+	// ("dropped: EOF") as a warning on every clean shutdown.
+	recv.Wait()
 	s.sendMu.Lock()
 	_ = s.sub.Close() // the server re-queues what is unacked
 	s.sendMu.Unlock()
-	recv.Wait()
 	s.retries.Wait()
 	if ctx.Err() != nil {
 		return nil

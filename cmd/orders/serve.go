@@ -172,6 +172,9 @@ func (a *app) serveCmd() *cobra.Command {
 			}
 			g, ctx := errgroup.WithContext(ctx)
 			connString := a.esdbURL
+			// The embedded node closes after every component has stopped, so that no
+			// subscription sees the node go away under it on a clean shutdown.
+			closeNode := func() error { return nil }
 			if external {
 				// The first log line says which node serve uses, once it is known to answer.
 				announce := func() {
@@ -195,13 +198,18 @@ func (a *app) serveCmd() *cobra.Command {
 					return err
 				}
 				connString = cmp.Or(ownConn, srv.ConnectionString())
-				g.Go(func() error { return runNode(ctx, srv) })
+				closeNode = func() error {
+					if err := srv.Close(); err != nil {
+						return fmt.Errorf("close node: %w", err)
+					}
+					return nil
+				}
 			}
 			opts.dataDir = n.dataDir
 			components, closeParts, err := a.serveComponents(ctx, connString, opts, logger)
 			if err != nil {
 				stop()
-				return errors.Join(err, g.Wait())
+				return errors.Join(err, g.Wait(), closeNode())
 			}
 			for _, c := range components {
 				g.Go(func() error { return c.Run(ctx) })
@@ -210,8 +218,9 @@ func (a *app) serveCmd() *cobra.Command {
 			if errors.Is(err, context.Canceled) {
 				err = nil
 			}
-			// Every component has stopped: what they shared (the read-model store) can go.
-			return errors.Join(err, closeParts())
+			// Every component has stopped: what they shared (the read-model store), then the
+			// node they used, can go.
+			return errors.Join(err, closeParts(), closeNode())
 		},
 	}
 	n.register(cmd, a)
