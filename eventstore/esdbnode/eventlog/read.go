@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -98,6 +99,19 @@ type blockReader struct {
 	data  []byte
 }
 
+// blocks recycles blockReader buffers: records never alias them (they are
+// copied into the read's arena), so a buffer is free once its read returns.
+var blocks = sync.Pool{New: func() any { b := make([]byte, 0, readBlock); return &b }}
+
+// release returns br's buffer to blocks.
+func (br *blockReader) release() {
+	if cap(br.data) == readBlock {
+		b := br.data[:0]
+		blocks.Put(&b)
+	}
+	br.data = nil
+}
+
 // payload returns the checked payload of e's frame, valid until the next call.
 func (br *blockReader) payload(l *Log, e entry) ([]byte, error) {
 	if p, ok, err := br.cached(e); ok || err != nil {
@@ -116,7 +130,11 @@ func (br *blockReader) payload(l *Log, e entry) ([]byte, error) {
 	if end-off < frameOverhead {
 		return nil, fmt.Errorf("%w: %s: frame at %d past the end", ErrCorrupt, chunkName(c.number), off)
 	}
-	br.data = append(br.data[:0], make([]byte, end-start)...)
+	if n := int(end - start); cap(br.data) >= n {
+		br.data = br.data[:n] // readAt overwrites all of it
+	} else {
+		br.data = make([]byte, n)
+	}
 	if err := c.readAt(br.data, start); err != nil {
 		br.chunk = nil
 		return nil, err
@@ -309,9 +327,10 @@ func (l *Log) ReadStream(ctx context.Context, stream string, dir Direction, from
 	head := l.head.Load()
 	var (
 		valid bool
-		br    = blockReader{dir: dir}
+		br    = blockReader{dir: dir, data: *blocks.Get().(*[]byte)}
 		arena valueArena
 	)
+	defer br.release()
 	if dir == Forwards {
 		valid = it.First()
 	} else {
