@@ -142,7 +142,9 @@
 // head. Readers that find a head newer than the published head wait for it
 // to become durable before using it. $all reads start at the 'p' entry at
 // or below their position (the 'p' entries are also kept in memory, 8 bytes
-// per 32 records) and read frames sequentially from there.
+// per 32 records) and read frames sequentially from there. Stream reads find
+// each record through its 's' entry and read 64 KiB blocks of the chunk around
+// it, so that the neighbouring frames of a run appended together cost one read.
 //
 // The index runs without Pebble's WAL: the chunk files are the source of
 // truth. Each group commit writes its entries and the progress key in one
