@@ -67,7 +67,7 @@ type applier struct {
 	// cache keeps the folded rows across batches (rebuild); nil: every batch loads.
 	cache map[string]*orderRow
 	// deferred (rebuild, with cache): apply folds into the cache and adds the totals to
-	// deltas, and writes nothing; writeCached writes them later, all at once.
+	// deltas, and writes nothing; the rebuild's flush writes them later through write.
 	deferred bool
 	deltas   map[[2]string][]int64
 	// prev (deferred): rows being written by an earlier flush, read-only here; a row found

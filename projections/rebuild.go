@@ -167,9 +167,7 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 	}
 	deltas := make([]map[[2]string][]int64, len(projs))
 	seenUnknown := map[string]bool{}
-	// fold applies buf to every projection through in(i): decoded once, folded into the
-	// cached rows, written in bulk. Deferred (the replay): folded into the caches and
-	// deltas only, rows of earlier orders loaded through in(i); flushCached writes them.
+	// decode decodes a chunk once for every projection (unknown types are logged once).
 	decode := func(buf []event) ([]decoded, error) {
 		evs, err := decodeAll(buf, func(t string) {
 			if !seenUnknown[t] {
@@ -183,6 +181,10 @@ func (s *Store) Rebuild(ctx context.Context, client *esdb.Client, names []string
 		return evs, nil
 	}
 	var flushing []map[string]*orderRow // the caches an unfinished flush is writing
+	// fold applies evs to every projection through in(i), folded into the cached rows.
+	// Deferred (the replay): into the caches and deltas only, rows of orders flushed
+	// earlier loaded through in(i); flush writes them. Otherwise (the tail): written
+	// through in(i) at once.
 	fold := func(ctx context.Context, evs []decoded, deferred bool, in func(i int, fn func(x *execer) error) error) error {
 		if len(evs) == 0 {
 			return nil

@@ -68,10 +68,17 @@ func (l *Log) readFrame(buf []byte, e entry) ([]byte, []byte, error) {
 			return buf, nil, err
 		}
 	}
-	if !ok || !checkFrame(buf, f) || f.pos != e.pos {
-		return buf, nil, fmt.Errorf("%w: %s: bad frame at offset %d (position %d)", ErrCorrupt, chunkName(c.number), off, e.pos)
+	p, err := framePayload(c, e, buf, f, ok)
+	return buf, p, err
+}
+
+// framePayload checks e's frame, whose bytes start b and whose header parsed
+// as f (ok false: it did not parse), and returns its payload.
+func framePayload(c *chunk, e entry, b []byte, f frame, ok bool) ([]byte, error) {
+	if !ok || !checkFrame(b, f) || f.pos != e.pos {
+		return nil, fmt.Errorf("%w: %s: bad frame at offset %d (position %d)", ErrCorrupt, chunkName(c.number), e.loc.off(), e.pos)
 	}
-	return buf, buf[frameHeaderSize : frameHeaderSize+f.n], nil
+	return b[frameHeaderSize : frameHeaderSize+f.n], nil
 }
 
 // readRecord reads the record of e into rec (rec does not alias buf).
@@ -163,11 +170,8 @@ func (br *blockReader) cached(e entry) ([]byte, bool, error) {
 	if !ok || rel+f.size() > int64(len(br.data)) {
 		return nil, false, nil
 	}
-	b := br.data[rel : rel+f.size()]
-	if !checkFrame(b, f) || f.pos != e.pos {
-		return nil, false, fmt.Errorf("%w: %s: bad frame at offset %d (position %d)", ErrCorrupt, chunkName(c.number), e.loc.off(), e.pos)
-	}
-	return b[frameHeaderSize : frameHeaderSize+f.n], true, nil
+	p, err := framePayload(c, e, br.data[rel:rel+f.size()], f, true)
+	return p, err == nil, err
 }
 
 // readRecordInto reads e's record through br, with the record's memory from a.
