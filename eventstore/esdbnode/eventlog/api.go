@@ -121,6 +121,10 @@ type StreamMetadata struct {
 	Raw            []byte         // the JSON object as stored, nil if none
 }
 
+// DefaultIndexCacheSize is the index's block cache when
+// Options.IndexCacheSize is 0.
+const DefaultIndexCacheSize = 32 << 20
+
 // Options configures Open.
 type Options struct {
 	// FS is the filesystem of the chunk files and of the Pebble index; nil
@@ -138,6 +142,13 @@ type Options struct {
 	// rounded up to 4 KiB. A record larger than a chunk gets a chunk of its
 	// own, as large as it needs.
 	ChunkSize int64
+	// IndexCacheSize is the Pebble index's block cache in bytes (0:
+	// DefaultIndexCacheSize; negative: none). It holds the index and filter
+	// blocks and the entries that stream reads, head lookups and idempotency
+	// checks read. It comes on top of the memtables: Pebble charges each
+	// memtable it keeps to its cache, so Open sizes that cache as this plus
+	// two memtables.
+	IndexCacheSize int64
 }
 
 // WrongExpectedVersionError says the stream was not in the expected state.

@@ -173,6 +173,11 @@
 // a whole between two group commits and reloaded on demand. Readers do not
 // share it; they read the 'h' keys.
 //
+// Pebble's block cache holds the index's blocks (entries, index and bloom
+// filter blocks): Options.IndexCacheSize, 32 MiB by default. Pebble charges
+// the memtables it holds to that cache, so the log gives it two memtables
+// (2 x 32 MiB) on top; the resident cost is the cache plus the memtables.
+//
 // # Stream metadata
 //
 // The effective metadata of stream X is the last event of "$$X" if that event

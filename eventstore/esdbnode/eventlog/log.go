@@ -122,7 +122,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := mkdirSynced(fs, fs.PathJoin(dir, indexDir)); err != nil {
 		return nil, err
 	}
-	db, err := openIndex(fs, fs.PathJoin(dir, indexDir))
+	db, err := openIndex(fs, fs.PathJoin(dir, indexDir), opts.IndexCacheSize)
 	if err != nil {
 		return nil, err
 	}
@@ -179,14 +179,30 @@ func checkLayout(fs vfs.FS, dir string) error {
 	return nil
 }
 
+// indexMemTableSize is the size of each of the index's memtables.
+const indexMemTableSize = 32 << 20
+
 // openIndex opens the Pebble index. Its WAL is off: the chunk files are the
 // source of truth and Open re-indexes whatever the index lost.
-func openIndex(fs vfs.FS, dir string) (*pebble.DB, error) {
+//
+// Pebble reserves every memtable it holds (the mutable one, one being
+// flushed or kept for reuse) out of its block cache, so the cache is sized
+// as two memtables plus cacheSize: with Pebble's default 8 MiB, smaller than
+// one memtable, no block was ever cached and every index lookup read and
+// decompressed its blocks again.
+func openIndex(fs vfs.FS, dir string, cacheSize int64) (*pebble.DB, error) {
+	switch {
+	case cacheSize == 0:
+		cacheSize = DefaultIndexCacheSize
+	case cacheSize < 0:
+		cacheSize = 0
+	}
 	po := &pebble.Options{
 		FS:                          fs,
 		FormatMajorVersion:          pebble.FormatNewest,
 		DisableWAL:                  true,
-		MemTableSize:                32 << 20,
+		CacheSize:                   2*indexMemTableSize + cacheSize,
+		MemTableSize:                indexMemTableSize,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
