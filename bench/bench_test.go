@@ -165,8 +165,11 @@ func TestCompareFull(t *testing.T) {
 	require.NoError(t, err)
 	sync, err := MeasureSync(t.TempDir(), 2000) // same disk, same run
 	require.NoError(t, err)
+	synced, err := MeasureSyncedAppend(t.Context(), t.TempDir(), Harness{}, DefaultSingleEvents, DefaultRounds)
+	require.NoError(t, err)
+	t.Logf("syncing stub %v", synced)
 	require.NoError(t, WriteMarkdown(os.Stdout, rows))
-	require.NoError(t, WriteCeiling(os.Stdout, rows, sync))
+	require.NoError(t, WriteCeiling(os.Stdout, rows, sync, synced))
 }
 
 func TestReadAllStartsOverOnASmallLog(t *testing.T) {

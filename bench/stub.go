@@ -36,7 +36,8 @@ const stubCloseGrace = 5 * time.Second
 //   - Append reads the options and every proposed message, then answers
 //     success with the stream's revision (a per-stream counter) and a
 //     log position (a global counter), both advanced by the number of
-//     messages consumed. It never checks the expected revision.
+//     messages consumed. It never checks the expected revision. A
+//     NewSyncingStub first writes and syncs a block of a file.
 //   - Read answers a forwards $all read from Start or a position p with
 //     `count` synthetic events at positions p, p+1, … (Start is 1), each with
 //     the fields the official client requires (stream identifier; type,
@@ -53,6 +54,30 @@ type Stub struct {
 	started  bool
 	closed   bool
 	serveErr chan error
+	syncFile *syncFile // NewSyncingStub's
+}
+
+// NewSyncingStub returns a Stub (not listening yet) that makes each append
+// durable the cheapest way a single writer can: before it answers, its
+// handler writes SyncSize bytes to a preallocated file in dir and
+// fdatasyncs it (appends take turns; there is no group commit). Its
+// append-1 is the single-writer ceiling measured through the whole stack:
+// the protocol and a sync, and whatever the machine charges for waking
+// the threads that a sync leaves idle. Close removes the file.
+func NewSyncingStub(dir string) (*Stub, error) {
+	f, err := newSyncFile(dir, 4096)
+	if err != nil {
+		return nil, err
+	}
+	s := NewStub()
+	s.syncFile = f
+	var mu sync.Mutex
+	s.streams.durable = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return f.writeSync()
+	}
+	return s, nil
 }
 
 // NewStub returns a Stub that is not listening yet.
@@ -116,6 +141,9 @@ func (s *Stub) Close() error {
 	s.closed = true
 	started := s.started
 	s.mu.Unlock()
+	if s.syncFile != nil {
+		defer s.syncFile.close()
+	}
 	if !started {
 		s.srv.Stop()
 		return nil
@@ -159,6 +187,10 @@ type stubStreams struct {
 	pool     [stubPoolSize]stubEvent
 	metadata map[string]string // read-only after construction
 	data     []byte
+
+	// durable, if set, runs before each append is answered
+	// (NewSyncingStub).
+	durable func() error
 
 	mu   sync.Mutex
 	revs map[string]uint64 // events appended per stream
@@ -215,6 +247,11 @@ func (s *stubStreams) Append(srv streams.Streams_AppendServer) error {
 		n++
 	}
 
+	if s.durable != nil {
+		if err := s.durable(); err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+	}
 	s.mu.Lock()
 	count := s.revs[name] + n
 	s.revs[name] = count
