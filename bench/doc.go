@@ -51,7 +51,10 @@
 //     events, each writer its own streams with the token of its previous
 //     append), batch-<n>, read-all from the start in pages, and a catch-up
 //     subscriber from the start; each at every store size (preloaded
-//     untimed), Rounds times interleaved across targets, the median round
+//     untimed, then settled: the node's process left to finish its index's
+//     compactions until it is idle, PostgreSQL VACUUM (ANALYZE) and
+//     CHECKPOINT, each timed and reported with the preload), Rounds times
+//     interleaved across targets, the median round
 //     reported with its ratio to the best target, plus the node's resident
 //     memory at each size. A peer that cannot start is reported "not run".
 //     At the first size the suite also runs the order flow (OrderFlow):

@@ -240,6 +240,21 @@ func (t *esdbTarget) Preload(ctx context.Context, n int) error {
 	return err
 }
 
+// Settle waits until the node's process is idle: after a preload its index
+// compacts what the load wrote. A child process is watched alone; an
+// in-process node is watched through this process, whose clients are idle
+// meanwhile. An external node is not watched.
+func (t *esdbTarget) Settle(ctx context.Context) error {
+	switch t.where {
+	case "child process":
+		return waitIdle(ctx, t.child.Process.Pid, settleMax)
+	case "in-process":
+		return waitIdle(ctx, 0, settleMax)
+	default:
+		return nil
+	}
+}
+
 // DiskBytes is the size of the files in the node's data directory (chunk
 // files, preallocated, and the index).
 func (t *esdbTarget) DiskBytes(context.Context) (int64, error) {

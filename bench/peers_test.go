@@ -115,8 +115,20 @@ func TestRunSuiteAllTargets(t *testing.T) {
 			assert.Less(t, per, float64(1<<20), u.Target)
 		}
 	}
-	// The second size preloaded every store.
+	// The second size preloaded every store; the node and PostgreSQL then
+	// settled (NATS has no such step).
 	assert.Len(t, rep.Preloads, 3)
+	for _, p := range rep.Preloads {
+		assert.Empty(t, p.SettleError, p.Target)
+		switch p.Target {
+		case "nats":
+			assert.Zero(t, p.Settle)
+		case "node": // at least one window of watching its CPU
+			assert.GreaterOrEqual(t, p.Settle, settleWindow)
+		default:
+			assert.Positive(t, p.Settle, p.Target)
+		}
+	}
 	assert.Empty(t, rep.NotRun)
 	flow := rep.Tables[len(workloads)]
 	assert.Equal(t, "order-flow", flow.Workload)

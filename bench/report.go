@@ -109,6 +109,11 @@ type PreloadTime struct {
 	Size    int           `json:"size"`
 	Events  int           `json:"events"`
 	Elapsed time.Duration `json:"elapsedNs"`
+	// Settle is how long the store took to settle after the load (see
+	// settler); SettleError says why it did not (0 and "" for a store
+	// that has no such step).
+	Settle      time.Duration `json:"settleNs"`
+	SettleError string        `json:"settleError,omitempty"`
 }
 
 // NotRun is a workload the suite did not run, and why.
@@ -165,8 +170,12 @@ func (r *Report) refreshNotes(t Target) {
 	}
 }
 
-func (r *Report) addPreload(target string, size, events int, elapsed time.Duration) {
-	r.Preloads = append(r.Preloads, PreloadTime{Target: target, Size: size, Events: events, Elapsed: elapsed})
+func (r *Report) addPreload(target string, size, events int, elapsed, settle time.Duration, settleErr error) {
+	p := PreloadTime{Target: target, Size: size, Events: events, Elapsed: elapsed, Settle: settle}
+	if settleErr != nil {
+		p.SettleError = settleErr.Error()
+	}
+	r.Preloads = append(r.Preloads, p)
 }
 
 func (r *Report) addMemory(size int, when string, targets []*suiteTarget) {
@@ -307,11 +316,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.WriteString("\nnode: the chunk files (preallocated, so a small store shows whole chunks) and the index; postgres: the table with its indexes (pg_total_relation_size), without the server's WAL; nats: the JetStream store directory.\n")
 	}
 	if len(r.Preloads) > 0 {
-		b.WriteString("\n### preloads (untimed in the tables)\n\n| target | to size | events | took | events/s |\n|---|---:|---:|---:|---:|\n")
+		b.WriteString("\n### preloads (untimed in the tables)\n\n| target | to size | events | took | events/s | then settled in |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, p := range r.Preloads {
-			fmt.Fprintf(&b, "| %s | %s | %s | %v | %s |\n", p.Target, rate(float64(p.Size)), rate(float64(p.Events)),
-				p.Elapsed.Round(time.Second), rate(float64(p.Events)/p.Elapsed.Seconds()))
+			settled := "-"
+			switch {
+			case p.SettleError != "":
+				settled = "not settled: " + mdEscape(p.SettleError)
+			case p.Settle > 0:
+				settled = p.Settle.Round(100 * time.Millisecond).String()
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %v | %s | %s |\n", p.Target, rate(float64(p.Size)), rate(float64(p.Events)),
+				p.Elapsed.Round(time.Second), rate(float64(p.Events)/p.Elapsed.Seconds()), settled)
 		}
+		b.WriteString("\nAfter each preload, before the figures: the node until its process is idle (its index compacting what the load wrote), PostgreSQL VACUUM (ANALYZE) of the table and a CHECKPOINT; NATS nothing.\n")
 	}
 	for _, n := range r.NotRun {
 		fmt.Fprintf(&b, "\n**%s: not run.** %s.\n", n.Workload, n.Reason)

@@ -216,7 +216,19 @@ func RunSuite(ctx context.Context, opts SuiteOptions) (_ *Report, err error) {
 				if err := t.Preload(ctx, missing); err != nil {
 					return rep, fmt.Errorf("bench: preload %s: %w", t.Name(), err)
 				}
-				rep.addPreload(t.Name(), size, missing, time.Since(start))
+				loaded := time.Since(start)
+				var settle time.Duration
+				var settleErr error
+				if s, ok := t.Target.(settler); ok {
+					opts.progress("size %d: %s settling after the preload", size, t.Name())
+					start = time.Now()
+					settleErr = s.Settle(ctx)
+					settle = time.Since(start)
+					if ctx.Err() != nil {
+						return rep, ctx.Err()
+					}
+				}
+				rep.addPreload(t.Name(), size, missing, loaded, settle, settleErr)
 				t.written += missing
 			}
 		}

@@ -52,7 +52,10 @@ func (a *app) benchCmd() *cobra.Command {
 		Long: "bench runs the same workloads through the same client-side harness against the embedded node\n" +
 			"(official client), a PostgreSQL event table (pgx, synchronous_commit=on) and NATS JetStream\n" +
 			"(its own nats-server, if one is found), at each store size, and prints a markdown table per\n" +
-			"workload (or, with --json, one JSON object). --quick finishes in under a minute. With an explicit\n" +
+			"workload (or, with --json, one JSON object). Each store is filled to a size untimed and left to\n" +
+			"settle before the figures: the node until its process is idle (its index compacting what the\n" +
+			"load wrote), PostgreSQL after VACUUM (ANALYZE) and CHECKPOINT. --quick finishes in under a\n" +
+			"minute. With an explicit\n" +
 			"--esdb (or ORDERS_ESDB) it measures that node instead of the embedded one.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
