@@ -128,18 +128,25 @@
 //
 // Keys are big-endian so that byte order is numeric order:
 //
-//	's' len:u32 stream rev:u64  -> pos:u64 loc:u64  (stream index; not for tombstones)
-//	'i' len:u32 stream id:16    -> rev:u64          (exact per-stream idempotency index)
-//	'h' stream                  -> head value       (one per stream ever written; also
-//	                                                 the stream-name index for Streams)
-//	'p' pos:u64                 -> loc:u64          (every 32nd position: 1, 33, 65, ...)
-//	"x-indexed"                 -> pos:u64 loc:u64  (progress: last indexed position and
-//	                                                 the location just past its frame)
+//	's' num:u64 rev:u64  -> pos:u64 loc:u64  (stream index; not for tombstones)
+//	'i' num:u64 id:16    -> rev:u64          (exact per-stream idempotency index)
+//	'h' stream           -> head value       (one per stream ever written; also
+//	                                          the stream-name index for Streams)
+//	'p' pos:u64          -> loc:u64          (every 32nd position: 1, 33, 65, ...)
+//	"x-indexed"          -> pos:u64 loc:u64  (progress: last indexed position and
+//	                                          the location just past its frame)
+//	"x-format"           -> u64              (the version of these keys: 2)
 //
-// A loc is chunk number << 32 | offset in the chunk. A head value is 17
+// A stream's number (num) is the position of its first record: unique, and
+// larger for every newer stream, so the 's' and 'i' keys of the streams
+// being created sort after all others and Pebble's compactions mostly move
+// them instead of merging them into the existing levels (with the stream's
+// name in the key, format 1, new streams landed all over the key space).
+// A loc is chunk number << 32 | offset in the chunk. A head value is 25
 // bytes: last revision + 1 (u64, 0 = no events), a flag byte (bit 0:
-// tombstoned) and the position (u64) of the newest record that changed the
-// head. Readers that find a head newer than the published head wait for it
+// tombstoned), the position (u64) of the newest record that changed the
+// head and the stream's number (u64). An index without "x-format" 2 (written
+// by an earlier version) is dropped on Open and rebuilt from the chunk files. Readers that find a head newer than the published head wait for it
 // to become durable before using it. $all reads start at the 'p' entry at
 // or below their position (the 'p' entries are also kept in memory, 8 bytes
 // per 32 records) and read frames sequentially from there. Stream reads find

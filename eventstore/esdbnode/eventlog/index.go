@@ -143,15 +143,18 @@ func (r *rebuilder) add(rec *Record, l loc) error {
 	if err != nil {
 		return err
 	}
+	if h.num == 0 {
+		h.num = rec.Position
+	}
 	if rec.Revision == TombstoneRevision {
 		h.tomb = true
 	} else {
 		r.val = appendEntry(r.val[:0], entry{pos: rec.Position, loc: l})
-		if err := r.set(appendRevKey(r.key[:0], rec.Stream, rec.Revision), r.val); err != nil {
+		if err := r.set(appendRevKey(r.key[:0], h.num, rec.Revision), r.val); err != nil {
 			return err
 		}
 		r.val = binary.BigEndian.AppendUint64(r.val[:0], rec.Revision)
-		if err := r.set(appendIDKey(r.key[:0], rec.Stream, rec.ID), r.val); err != nil {
+		if err := r.set(appendIDKey(r.key[:0], h.num, rec.ID), r.val); err != nil {
 			return err
 		}
 		h.last = max(h.last, int64(rec.Revision))

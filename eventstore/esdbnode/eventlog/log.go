@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -127,6 +128,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.db = db
+	if err := l.checkIndexFormat(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
 	tail, err := l.recover()
 	if err != nil {
 		l.closeFiles()
@@ -223,6 +228,46 @@ func openIndex(fs vfs.FS, dir string, cacheSize int64) (*pebble.DB, error) {
 	return db, nil
 }
 
+// checkIndexFormat drops an index whose keys are not of indexFormat (an
+// index written by an earlier version), so that recover rebuilds it from
+// the chunk files, and marks the index with indexFormat. The mark goes into
+// the memtable before any entry, so whatever Pebble persists of later
+// entries persists it too.
+func (l *Log) checkIndexFormat() error {
+	var format uint64 // 0: none
+	v, closer, err := l.db.Get(formatKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("eventlog: index: %w", err)
+	default:
+		format, err = decodeU64(v)
+		closer.Close()
+		if err != nil {
+			return fmt.Errorf("eventlog: index format: %w", err)
+		}
+	}
+	if format == indexFormat {
+		return nil
+	}
+	if _, hasMeta, err := readIndexMeta(l.db); err == nil && hasMeta {
+		l.rebuiltIndex = true
+	}
+	return l.dropIndex()
+}
+
+// dropIndex deletes every index entry and marks the empty index with
+// indexFormat.
+func (l *Log) dropIndex() error {
+	if err := l.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.NoSync); err != nil {
+		return fmt.Errorf("eventlog: drop index: %w", err)
+	}
+	if err := l.db.Set(formatKey, binary.BigEndian.AppendUint64(nil, indexFormat), pebble.NoSync); err != nil {
+		return fmt.Errorf("eventlog: index format: %w", err)
+	}
+	return nil
+}
+
 // recover opens the chunk files, finds the end of the log and indexes what
 // the index lacks; when the index refers to records the chunks do not hold,
 // it drops the index and rebuilds it from the first chunk.
@@ -264,8 +309,8 @@ func (l *Log) recover() (logTail, error) {
 		tail, err := recoverChunks(chunks, rb, meta)
 		rb.close()
 		if errors.Is(err, errIndexAhead) && attempt == 0 && meta.pos > 0 {
-			if err := l.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.NoSync); err != nil {
-				return logTail{}, fmt.Errorf("eventlog: drop index: %w", err)
+			if err := l.dropIndex(); err != nil {
+				return logTail{}, err
 			}
 			meta = indexMeta{end: makeLoc(0, chunkHeaderSize)}
 			l.rebuiltIndex = true

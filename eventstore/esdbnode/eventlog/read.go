@@ -260,7 +260,7 @@ func (l *Log) metadataOf(ctx context.Context, stream string) (StreamMetadata, er
 	if err != nil || mh.last < 0 {
 		return StreamMetadata{}, err
 	}
-	e, ok, err := l.getEntry(appendRevKey(nil, ms, uint64(mh.last)))
+	e, ok, err := l.getEntry(appendRevKey(nil, mh.num, uint64(mh.last)))
 	if err != nil {
 		return StreamMetadata{}, err
 	}
@@ -320,8 +320,8 @@ func (l *Log) ReadStream(ctx context.Context, stream string, dir Direction, from
 		return nil, nil
 	}
 	it, err := l.db.NewIter(&pebble.IterOptions{
-		LowerBound: appendRevKey(nil, stream, lo),
-		UpperBound: upperRevKey(stream, hi),
+		LowerBound: appendRevKey(nil, v.num, lo),
+		UpperBound: upperRevKey(v.num, hi),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: %w", err)
@@ -367,13 +367,12 @@ func (l *Log) ReadStream(ctx context.Context, stream string, dir Direction, from
 	return out, nil
 }
 
-// upperRevKey is the exclusive upper bound of stream's revisions <= hi.
-func upperRevKey(stream string, hi uint64) []byte {
+// upperRevKey is the exclusive upper bound of stream num's revisions <= hi.
+func upperRevKey(num, hi uint64) []byte {
 	if hi == math.MaxUint64 {
-		k := appendStreamPrefix(nil, prefixStream, stream)
-		return append(k, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0)
+		return append(appendRevKey(nil, num, hi), 0)
 	}
-	return appendRevKey(nil, stream, hi+1)
+	return appendRevKey(nil, num, hi+1)
 }
 
 // ReadEvent returns one visible event (for link resolution); ok false if it
@@ -390,7 +389,7 @@ func (l *Log) ReadEvent(ctx context.Context, stream string, revision uint64) (Re
 	if v.tomb || v.softDeleted || v.last < 0 || revision > uint64(v.last) {
 		return Record{}, false, nil
 	}
-	e, ok, err := l.getEntry(appendRevKey(nil, stream, revision))
+	e, ok, err := l.getEntry(appendRevKey(nil, v.num, revision))
 	if err != nil || !ok || e.pos > l.head.Load() {
 		return Record{}, false, err
 	}

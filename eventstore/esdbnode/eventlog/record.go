@@ -13,7 +13,7 @@ const (
 	recordVersion  = 1
 	flagJSON       = 1 << 0
 	headFlagTomb   = 1 << 0
-	headValueLen   = 17
+	headValueLen   = 25
 	prefixLegacy   = 'l' // record bodies of the old layout (before chunk files)
 	prefixStream   = 's'
 	prefixID       = 'i'
@@ -26,22 +26,25 @@ const (
 // location just past its frame.
 var metaKey = []byte("x-indexed")
 
-// appendStreamPrefix appends prefix, the length and the name of stream.
-func appendStreamPrefix(dst []byte, prefix byte, stream string) []byte {
-	dst = append(dst, prefix)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(stream)))
-	return append(dst, stream...)
-}
+// formatKey holds the version of the index's keys (indexFormat). An index
+// without it, or with another version, is dropped and rebuilt on Open.
+var formatKey = []byte("x-format")
 
-// appendRevKey appends the 's' key of (stream, rev) to dst.
-func appendRevKey(dst []byte, stream string, rev uint64) []byte {
-	dst = appendStreamPrefix(dst, prefixStream, stream)
+// indexFormat 2: 's' and 'i' keys carry the stream's number instead of its
+// name (format 1).
+const indexFormat = 2
+
+// appendRevKey appends the 's' key of (stream number, rev) to dst.
+func appendRevKey(dst []byte, num, rev uint64) []byte {
+	dst = append(dst, prefixStream)
+	dst = binary.BigEndian.AppendUint64(dst, num)
 	return binary.BigEndian.AppendUint64(dst, rev)
 }
 
-// appendIDKey appends the 'i' key of (stream, id) to dst.
-func appendIDKey(dst []byte, stream string, id uuid.UUID) []byte {
-	dst = appendStreamPrefix(dst, prefixID, stream)
+// appendIDKey appends the 'i' key of (stream number, id) to dst.
+func appendIDKey(dst []byte, num uint64, id uuid.UUID) []byte {
+	dst = append(dst, prefixID)
+	dst = binary.BigEndian.AppendUint64(dst, num)
 	return append(dst, id[:]...)
 }
 
@@ -56,6 +59,10 @@ type head struct {
 	last int64  // last revision, -1 if none
 	tomb bool   // tombstoned
 	pos  uint64 // position of the newest record that changed this head
+	// num is the stream's number in the 's' and 'i' keys: the position of
+	// its first record (0: it has none yet). Positions are unique, so are
+	// numbers, and a new stream's keys sort after every older stream's.
+	num uint64
 }
 
 func appendHeadValue(dst []byte, h head) []byte {
@@ -65,7 +72,8 @@ func appendHeadValue(dst []byte, h head) []byte {
 		f |= headFlagTomb
 	}
 	dst = append(dst, f)
-	return binary.BigEndian.AppendUint64(dst, h.pos)
+	dst = binary.BigEndian.AppendUint64(dst, h.pos)
+	return binary.BigEndian.AppendUint64(dst, h.num)
 }
 
 func decodeHeadValue(b []byte) (head, error) {
@@ -76,7 +84,7 @@ func decodeHeadValue(b []byte) (head, error) {
 	if n > uint64(TombstoneRevision) {
 		return head{}, fmt.Errorf("%w: head revision out of range", ErrCorrupt)
 	}
-	return head{last: int64(n) - 1, tomb: b[8]&headFlagTomb != 0, pos: binary.BigEndian.Uint64(b[9:])}, nil
+	return head{last: int64(n) - 1, tomb: b[8]&headFlagTomb != 0, pos: binary.BigEndian.Uint64(b[9:]), num: binary.BigEndian.Uint64(b[17:])}, nil
 }
 
 func decodeU64(b []byte) (uint64, error) {

@@ -422,7 +422,7 @@ func (w *writer) apply(r *request) (AppendResult, error) {
 	if r.op == opAppend {
 		events = r.events
 	}
-	res, write, err := w.decide(stream, st.last, tomb, softDeleted, metaHasEvents, r.exp, events, r.op != opAppend)
+	res, write, err := w.decide(stream, st.num, st.last, tomb, softDeleted, metaHasEvents, r.exp, events, r.op != opAppend)
 	if err != nil || !write {
 		return res, err
 	}
@@ -438,6 +438,9 @@ func (w *writer) apply(r *request) (AppendResult, error) {
 		w.next++
 		rec := Record{Position: pos, Stream: stream, Revision: TombstoneRevision, ID: w.l.newID(), Type: TypeStreamDeleted, Created: w.now}
 		w.appendFrame(&rec)
+		if st.num == 0 {
+			st.num = pos
+		}
 		st.tomb, st.pos = true, pos
 		w.putHead(stream, st)
 		return AppendResult{Position: pos}, nil
@@ -464,7 +467,7 @@ func (w *writer) apply(r *request) (AppendResult, error) {
 // write true: append at cur+1; write false with a nil error: idempotent
 // success described by the result. noMatch: the request has one fresh id
 // that cannot match (Delete, Tombstone).
-func (w *writer) decide(stream string, cur int64, tomb, softDeleted, metaHasEvents bool, exp Expected, events []Proposed, noMatch bool) (AppendResult, bool, error) {
+func (w *writer) decide(stream string, num uint64, cur int64, tomb, softDeleted, metaHasEvents bool, exp Expected, events []Proposed, noMatch bool) (AppendResult, bool, error) {
 	if tomb {
 		return AppendResult{}, false, &StreamDeletedError{Stream: stream}
 	}
@@ -482,7 +485,7 @@ func (w *writer) decide(stream string, cur int64, tomb, softDeleted, metaHasEven
 		if noMatch || len(events) == 0 || cur < 0 {
 			return AppendResult{}, true, nil
 		}
-		r, found, err := w.lookupID(stream, events[0].ID)
+		r, found, err := w.lookupID(stream, num, events[0].ID)
 		if err != nil {
 			return AppendResult{}, false, err
 		}
@@ -491,7 +494,7 @@ func (w *writer) decide(stream string, cur int64, tomb, softDeleted, metaHasEven
 		}
 		var pos uint64
 		for k := range events {
-			id, p, ok, err := w.idAt(stream, r+int64(k))
+			id, p, ok, err := w.idAt(stream, num, r+int64(k))
 			if err != nil {
 				return AppendResult{}, false, err
 			}
@@ -521,7 +524,7 @@ func (w *writer) decide(stream string, cur int64, tomb, softDeleted, metaHasEven
 		}
 		var pos uint64
 		for k := range events {
-			id, p, ok, err := w.idAt(stream, n+1+int64(k))
+			id, p, ok, err := w.idAt(stream, num, n+1+int64(k))
 			if err != nil {
 				return AppendResult{}, false, err
 			}
@@ -550,6 +553,9 @@ func errIf(cond bool, err error) error {
 // of the last one.
 func (w *writer) writeEvents(stream string, st *wstate, isMeta bool, events []Proposed) uint64 {
 	var pos uint64
+	if st.num == 0 {
+		st.num = w.next // the stream's first record
+	}
 	for i := range events {
 		ev := &events[i]
 		rev := uint64(st.last + 1)
@@ -558,9 +564,9 @@ func (w *writer) writeEvents(stream string, st *wstate, isMeta bool, events []Pr
 		rec := Record{Position: pos, Stream: stream, Revision: rev, ID: ev.ID, Type: ev.Type, IsJSON: ev.IsJSON, Created: w.now, Data: ev.Data, Metadata: ev.Metadata}
 		at := w.appendFrame(&rec)
 		w.val = appendEntry(w.val[:0], entry{pos: pos, loc: at})
-		w.set(appendRevKey(w.key[:0], stream, rev), w.val)
+		w.set(appendRevKey(w.key[:0], st.num, rev), w.val)
 		w.val = binary.BigEndian.AppendUint64(w.val[:0], rev)
-		w.set(appendIDKey(w.key[:0], stream, ev.ID), w.val)
+		w.set(appendIDKey(w.key[:0], st.num, ev.ID), w.val)
 		w.pendRev[revKey{stream, rev}] = revVal{ev.ID, pos}
 		w.pendID[idKey{stream, ev.ID}] = rev
 		st.last, st.pos = int64(rev), pos
@@ -625,7 +631,7 @@ func (w *writer) state(stream string) (*wstate, error) {
 		return nil, err
 	}
 	if _, isMeta := originalOf(stream); isMeta && st.last >= 0 {
-		rec, ok, err := w.recordAt(stream, st.last)
+		rec, ok, err := w.recordAt(st.num, st.last)
 		if err != nil {
 			return nil, err
 		}
@@ -638,14 +644,17 @@ func (w *writer) state(stream string) (*wstate, error) {
 	return st, nil
 }
 
-// lookupID finds id in stream's idempotency index (this group's entries
-// first).
-func (w *writer) lookupID(stream string, id uuid.UUID) (int64, bool, error) {
+// lookupID finds id in the idempotency index of stream (number num; this
+// group's entries first).
+func (w *writer) lookupID(stream string, num uint64, id uuid.UUID) (int64, bool, error) {
 	if rev, ok := w.pendID[idKey{stream, id}]; ok {
 		return int64(rev), true, nil
 	}
+	if num == 0 {
+		return 0, false, nil // no records yet
+	}
 	var rev uint64
-	w.getKey = appendIDKey(w.getKey[:0], stream, id)
+	w.getKey = appendIDKey(w.getKey[:0], num, id)
 	ok, err := w.get(w.getKey, func(v []byte) (err error) {
 		rev, err = decodeU64(v)
 		return err
@@ -656,13 +665,14 @@ func (w *writer) lookupID(stream string, id uuid.UUID) (int64, bool, error) {
 	return int64(rev), true, nil
 }
 
-// entryAt returns the index entry of stream's event rev from earlier groups.
-func (w *writer) entryAt(stream string, rev int64) (entry, bool, error) {
-	if rev < 0 {
+// entryAt returns the index entry of event rev of stream number num from
+// earlier groups.
+func (w *writer) entryAt(num uint64, rev int64) (entry, bool, error) {
+	if rev < 0 || num == 0 {
 		return entry{}, false, nil
 	}
 	var e entry
-	w.getKey = appendRevKey(w.getKey[:0], stream, uint64(rev))
+	w.getKey = appendRevKey(w.getKey[:0], num, uint64(rev))
 	ok, err := w.get(w.getKey, func(v []byte) (err error) {
 		e, err = decodeEntry(v)
 		return err
@@ -670,14 +680,14 @@ func (w *writer) entryAt(stream string, rev int64) (entry, bool, error) {
 	return e, ok, err
 }
 
-// idAt returns the id and position of stream's event rev.
-func (w *writer) idAt(stream string, rev int64) (uuid.UUID, uint64, bool, error) {
+// idAt returns the id and position of event rev of stream (number num).
+func (w *writer) idAt(stream string, num uint64, rev int64) (uuid.UUID, uint64, bool, error) {
 	if rev >= 0 {
 		if v, ok := w.pendRev[revKey{stream, uint64(rev)}]; ok {
 			return v.id, v.pos, true, nil // written by this group
 		}
 	}
-	e, ok, err := w.entryAt(stream, rev)
+	e, ok, err := w.entryAt(num, rev)
 	if err != nil || !ok {
 		return uuid.UUID{}, 0, false, err
 	}
@@ -688,9 +698,9 @@ func (w *writer) idAt(stream string, rev int64) (uuid.UUID, uint64, bool, error)
 	return rec.ID, e.pos, true, nil
 }
 
-// recordAt reads stream's event rev from earlier groups.
-func (w *writer) recordAt(stream string, rev int64) (Record, bool, error) {
-	e, ok, err := w.entryAt(stream, rev)
+// recordAt reads event rev of stream number num from earlier groups.
+func (w *writer) recordAt(num uint64, rev int64) (Record, bool, error) {
+	e, ok, err := w.entryAt(num, rev)
 	if err != nil || !ok {
 		return Record{}, false, err
 	}
