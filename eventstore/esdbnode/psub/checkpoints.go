@@ -104,19 +104,20 @@ func (g *group) checkpoint(ctx context.Context, onTick, force bool) {
 	g.mu.Unlock()
 }
 
+// writeCheckpoint appends cand to the group's checkpoint stream. The first
+// time, it first gives the stream its $maxCount of 2, as EventStoreDB
+// publishes the metadata before the first checkpoint: a checkpoint stream
+// that has a checkpoint always has its metadata.
 func (g *group) writeCheckpoint(ctx context.Context, cand int64) error {
-	data, _ := json.Marshal(formatSeq(g.cfg.isAll(), cand))
-	_, err := g.s.log.Append(ctx, g.ckStream, eventlog.Expected{Kind: eventlog.ExpectAny}, []eventlog.Proposed{{
-		ID: g.s.newID(), Type: checkpointType, IsJSON: true, Data: data,
-	}})
-	if err != nil {
-		return err
-	}
 	if !g.ckMetaDone {
 		if err := g.s.ensureMaxCount(ctx, g.ckStream); err != nil {
 			return err
 		}
 		g.ckMetaDone = true
 	}
-	return nil
+	data, _ := json.Marshal(formatSeq(g.cfg.isAll(), cand))
+	_, err := g.s.log.Append(ctx, g.ckStream, eventlog.Expected{Kind: eventlog.ExpectAny}, []eventlog.Proposed{{
+		ID: g.s.newID(), Type: checkpointType, IsJSON: true, Data: data,
+	}})
+	return err
 }
