@@ -209,6 +209,11 @@ func (a *app) serveCmd() *cobra.Command {
 			components, closeParts, err := a.serveComponents(ctx, connString, opts, logger)
 			if err != nil {
 				stop()
+				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					// SIGINT or SIGTERM while the components were starting: a
+					// shutdown, not a failure.
+					err = nil
+				}
 				return errors.Join(err, g.Wait(), closeNode())
 			}
 			for _, c := range components {
