@@ -488,6 +488,41 @@ func TestServeCommand(t *testing.T) {
 	require.Equal(t, 0, d.stop(t, os.Interrupt), "stderr: %s", d.stderr)
 }
 
+// SIGTERM while serve waits for an external node to answer (before its ready
+// line) stops it like any other shutdown: exit 0, no error line. The fake
+// node accepts the connection and never answers, so the signal is sent only
+// once serve is inside that wait.
+func TestServeStopsWhileWaitingForTheExternalNode(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	cmd := exec.Command(binary, "serve", "--esdb", "esdb://"+ln.Addr().String()+"?tls=false", "--data", t.TempDir(), "--http", "127.0.0.1:0")
+	cmd.Env = cleanEnv()
+	d := &daemon{cmd: cmd, stderr: new(esdbnodetest.Buffer)}
+	cmd.Stderr = d.stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	select {
+	case c := <-accepted:
+		t.Cleanup(func() { _ = c.Close() })
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve never connected; stderr: %s", d.stderr)
+	}
+	require.Equal(t, 0, d.stop(t, syscall.SIGTERM), "stderr: %s", d.stderr)
+	require.NotContains(t, d.stderr.String(), "orders:", "an error line")
+}
+
 func TestServeWithExternalNode(t *testing.T) {
 	n := startNode(t)
 	d := startDaemon(t, "serve", "--esdb", n.url, "--data", t.TempDir(), "--http", "127.0.0.1:0")

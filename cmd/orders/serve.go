@@ -180,8 +180,21 @@ func (a *app) serveCmd() *cobra.Command {
 				announce := func() {
 					logger.Info("using an external EventStoreDB node", "esdb", eventstore.Address(a.esdbURL), "from", a.esdbSource(cmd))
 				}
-				if err := a.checkExternal(ctx, connString, announce); err != nil {
-					return err
+				// The official client does not give up its connection attempts when
+				// ctx ends: wait for the check or for SIGINT/SIGTERM, whichever
+				// comes first (a signal before the node answered is a shutdown).
+				checked := make(chan error, 1)
+				go func() { checked <- a.checkExternal(ctx, connString, announce) }()
+				select {
+				case err := <-checked:
+					if err != nil {
+						if ctx.Err() != nil {
+							return nil
+						}
+						return err
+					}
+				case <-ctx.Done():
+					return nil
 				}
 			} else {
 				// The node must accept connections before any client makes its first call:
