@@ -410,19 +410,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 // startDaemonEnv is startDaemon with env (KEY=VALUE) added to the environment.
 func startDaemonEnv(t *testing.T, env []string, args ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(cleanEnv(), env...)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	d := &daemon{cmd: cmd, stderr: new(esdbnodetest.Buffer)}
-	cmd.Stderr = d.stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
+	d, stdout := spawnDaemon(t, env, args...)
 	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -443,6 +431,26 @@ func startDaemonEnv(t *testing.T, env []string, args ...string) *daemon {
 		t.Fatalf("no ready line within 30s; stderr: %s", d.stderr)
 	}
 	return d
+}
+
+// spawnDaemon starts the binary with args (killed when t ends if still
+// running), its stderr kept in the daemon, and returns its stdout.
+func spawnDaemon(t *testing.T, env []string, args ...string) (*daemon, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	d := &daemon{cmd: cmd, stderr: new(esdbnodetest.Buffer)}
+	cmd.Stderr = d.stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return d, stdout
 }
 
 // stop sends sig and returns the exit code.
@@ -502,17 +510,8 @@ func TestServeStopsWhileWaitingForTheExternalNode(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	cmd := exec.Command(binary, "serve", "--esdb", "esdb://"+ln.Addr().String()+"?tls=false", "--data", t.TempDir(), "--http", "127.0.0.1:0")
-	cmd.Env = cleanEnv()
-	d := &daemon{cmd: cmd, stderr: new(esdbnodetest.Buffer)}
-	cmd.Stderr = d.stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
+	d, stdout := spawnDaemon(t, nil, "serve", "--esdb", "esdb://"+ln.Addr().String()+"?tls=false", "--data", t.TempDir(), "--http", "127.0.0.1:0")
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	select {
 	case c := <-accepted:
 		t.Cleanup(func() { _ = c.Close() })
