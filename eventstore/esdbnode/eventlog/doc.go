@@ -146,7 +146,8 @@
 // bytes: last revision + 1 (u64, 0 = no events), a flag byte (bit 0:
 // tombstoned), the position (u64) of the newest record that changed the
 // head and the stream's number (u64). An index without "x-format" 2 (written
-// by an earlier version) is dropped on Open and rebuilt from the chunk files. Readers that find a head newer than the published head wait for it
+// by an earlier version) is dropped on Open and rebuilt from the chunk
+// files. Readers that find a head newer than the published head wait for it
 // to become durable before using it. $all reads start at the 'p' entry at
 // or below their position (the 'p' entries are also kept in memory, 8 bytes
 // per 32 records) and read frames sequentially from there. Stream reads find
