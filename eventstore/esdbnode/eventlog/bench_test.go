@@ -98,3 +98,33 @@ func BenchmarkReadAll(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkReadStreamPage reads one page of 100 events of a 400,000-event
+// stream (interleaved with a second stream), walking the stream forwards
+// as a persistent subscription's reader does; reports the cost per page.
+func BenchmarkReadStreamPage(b *testing.B) {
+	l := openTest(b, Options{})
+	const n = 400_000
+	for done := 0; done < n; done += 500 {
+		for _, s := range []string{"bench", "other"} {
+			if _, err := l.Append(b.Context(), s, Expected{Kind: ExpectAny}, benchEvents(500)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	from := uint64(0)
+	for range b.N {
+		recs, err := l.ReadStream(b.Context(), "bench", Forwards, from, 100)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(recs) != 100 {
+			b.Fatalf("%d records from %d", len(recs), from)
+		}
+		if from += 100; from+100 > n {
+			from = 0
+		}
+	}
+}

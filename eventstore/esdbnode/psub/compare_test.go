@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,6 +101,7 @@ type deliveryResult struct {
 	Deliveries  int           // events received, redeliveries included
 	AckCalls    int           // Ack calls made
 	Elapsed     time.Duration // from the first subscribe to the last ack sent
+	CPU         time.Duration // CPU time of the whole process (client and server) over Elapsed
 	ServerTotal int64         // TotalItems of the group's info after the run (-1 if not asked)
 }
 
@@ -173,7 +175,7 @@ func runDelivery(ctx context.Context, t deliveryTarget, consumers, batch int, se
 		wg.Wait()
 	}()
 
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for range consumers {
 		ps, err := t.c.SubscribeToPersistentSubscription(ctx, t.stream, group, esdb.SubscribeToPersistentSubscriptionOptions{BufferSize: deliveryBuffer})
 		if err != nil {
@@ -268,6 +270,7 @@ func runDelivery(ctx context.Context, t deliveryTarget, consumers, batch int, se
 		return res, fmt.Errorf("psbench: %d of %d acked: %w", nAcked.Load(), n, ctx.Err())
 	}
 	res.Elapsed = time.Since(start)
+	res.CPU = processCPU() - cpu0
 	res.Events = int(nAcked.Load())
 	res.Deliveries = int(deliveries.Load())
 	res.AckCalls = int(ackCalls.Load())
@@ -287,6 +290,23 @@ func runDelivery(ctx context.Context, t deliveryTarget, consumers, batch int, se
 		}
 	}
 	return res, nil
+}
+
+// CPUPerEvent is the process's CPU time per distinct event acked, in µs.
+func (r deliveryResult) CPUPerEvent() float64 {
+	if r.Events == 0 {
+		return 0
+	}
+	return float64(r.CPU.Microseconds()) / float64(r.Events)
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // deliveryRow is one cell measured on both targets (median rounds).
@@ -389,8 +409,8 @@ func thousands(v float64) string {
 }
 
 func (r deliveryResult) String() string {
-	return fmt.Sprintf("consumers=%d ack-batch=%d: %d events (%d deliveries, %d ack calls) in %v = %.0f events/s",
-		r.Consumers, r.Batch, r.Events, r.Deliveries, r.AckCalls, r.Elapsed.Round(time.Millisecond), r.EventsPerSec())
+	return fmt.Sprintf("consumers=%d ack-batch=%d: %d events (%d deliveries, %d ack calls) in %v = %.0f events/s, %.1f µs CPU per event",
+		r.Consumers, r.Batch, r.Events, r.Deliveries, r.AckCalls, r.Elapsed.Round(time.Millisecond), r.EventsPerSec(), r.CPUPerEvent())
 }
 
 // TestDeliveryCompareQuick runs every cell on both targets with a few

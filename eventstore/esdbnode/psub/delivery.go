@@ -38,7 +38,7 @@ func (g *group) dispatchLocked() {
 	g.retry = g.pushQueue(g.retry, now)
 	before := len(g.buffer)
 	g.buffer = g.pushQueue(g.buffer, now)
-	if len(g.buffer) < before {
+	if len(g.buffer) < before && !g.live && g.historyRoomLocked() {
 		signal(g.readerWake)
 	}
 }
@@ -142,7 +142,7 @@ func (g *group) sendLocked(c *client, m *message, now time.Time) {
 	m.deadline = now.Add(time.Duration(g.cfg.MessageTimeout) * time.Millisecond)
 	g.outstanding[m.id] = m
 	c.inflight++
-	c.queue = append(c.queue, toReadResp(m, c.stringIDs))
+	c.queue = append(c.queue, queued{m: m, retry: int32(m.retry)})
 	signal(c.wake)
 }
 
@@ -171,12 +171,16 @@ func (g *group) connect(slots int, stringIDs bool) (*client, error) {
 	return c, nil
 }
 
-// takeQueue hands the sender the messages queued for c.
-func (g *group) takeQueue(c *client) []*eventMsg {
+// takeQueue hands the sender the messages queued for c, giving c spent (a
+// queue already sent) to fill next. The sender encodes them without the
+// group's lock: the message fields it reads do not change once the message
+// is read from the source, and the retry count is the one it was sent with.
+func (g *group) takeQueue(c *client, spent []queued) []queued {
+	clear(spent)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	q := c.queue
-	c.queue = nil
+	c.queue = spent[:0]
 	return q
 }
 

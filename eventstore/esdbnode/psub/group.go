@@ -49,7 +49,7 @@ type client struct {
 	slots     int
 	inflight  int
 	stringIDs bool
-	queue     []*eventMsg
+	queue     []queued // sent to c, not yet handed to its sender
 	wake      chan struct{}
 	dropped   chan struct{}
 	dropErr   error
@@ -60,6 +60,13 @@ type client struct {
 	since      int64
 	measuredAt time.Time
 	latencies  []time.Duration // last few ack latencies (extra statistics)
+}
+
+// queued is a message on its way to a client's sender, with the retry
+// count it is delivered with.
+type queued struct {
+	m     *message
+	retry int32
 }
 
 func (c *client) free() bool { return !c.gone && c.inflight < c.slots }
@@ -85,6 +92,11 @@ type group struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// ahead holds source records read beyond the last page, the first of
+	// them at aheadFrom (read.go); the reader goroutine's own.
+	ahead     []eventlog.Record
+	aheadFrom uint64
 
 	readerWake chan struct{}
 	workWake   chan struct{}

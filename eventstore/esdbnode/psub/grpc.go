@@ -269,6 +269,7 @@ func (s *Service) Read(stream persistent.PersistentSubscriptions_ReadServer) err
 	}()
 
 	g.startDelivery()
+	var sent []queued
 	for {
 		select {
 		case <-ctx.Done():
@@ -281,8 +282,9 @@ func (s *Service) Read(stream persistent.PersistentSubscriptions_ReadServer) err
 		case <-c.dropped:
 			return streamErr(stream, c.dropErr)
 		case <-c.wake:
-			for _, resp := range g.takeQueue(c) {
-				if err := stream.SendMsg(resp); err != nil {
+			sent = g.takeQueue(c, sent)
+			for _, q := range sent {
+				if err := stream.SendMsg(toReadResp(q, c.stringIDs)); err != nil {
 					return err
 				}
 			}

@@ -15,6 +15,13 @@
 // history buffer sizes, read batch size, extra statistics, and the strategies
 // RoundRobin, DispatchToSingle, Pinned and PinnedByCorrelation.
 //
+// Reading. A group behind the source reads a page of read_batch_size into
+// its buffer only when the whole page fits in the history buffer, as
+// EventStoreDB does; reads from the log are of at least 500 records (at most
+// the history buffer), the surplus handed out by later pages, so a small
+// read batch does not pay a log read per page. Messages are encoded for the
+// wire by each consumer's sender, outside the group's lock.
+//
 // Delivery is at least once. A consumer holds at most buffer_size unacked
 // messages. Nack Retry/Unknown and timeouts redeliver with retry_count+1 and
 // park once retry_count reached max_retry_count; nack Park parks; nack Skip

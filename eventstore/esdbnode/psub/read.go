@@ -1,7 +1,7 @@
 // Reading the source. The reader goroutine reads the group's stream (or $all
 // through its filter) page by page from the group's next position, resolves
 // links when the group asks for it, and fills the buffer up to the group's
-// buffer sizes; it waits for room, and for new events once it reached the
+// buffer sizes; it waits for room (behind: for a whole page), and for new events once it reached the
 // end (live). A read error other than cancellation faults the group: its
 // clients are dropped, as a real node drops them.
 
@@ -21,17 +21,17 @@ func (g *group) readLoop() {
 	ctx := g.ctx
 	for {
 		g.mu.Lock()
-		limit := int(g.cfg.HistoryBufferSize)
+		room := int(g.cfg.HistoryBufferSize) - len(g.buffer)
 		if g.live {
-			limit = int(g.cfg.LiveBufferSize)
+			room = int(g.cfg.LiveBufferSize) - len(g.buffer)
+			if room <= 0 {
+				g.live = false // the buffer is full: behind until consumers catch up
+			}
 		}
-		room := limit - len(g.buffer)
-		if room <= 0 {
-			g.live = false // the buffer is full: behind until consumers catch up
-		}
+		wait := !g.live && !g.historyRoomLocked()
 		next, prev := g.nextRead, g.lastScanned
 		g.mu.Unlock()
-		if room <= 0 {
+		if wait {
 			select {
 			case <-ctx.Done():
 				return
@@ -75,24 +75,29 @@ func (g *group) readLoop() {
 	}
 }
 
+// historyRoomLocked reports whether the buffer has room for a whole page of
+// history. As EventStoreDB's StreamBuffer.CanAccept(ReadBatchSize), a group
+// that is behind reads a page only when all of it fits: a few acks do not
+// each start a read of a few events.
+func (g *group) historyRoomLocked() bool {
+	return int(g.cfg.HistoryBufferSize)-len(g.buffer) > int(g.cfg.ReadBatchSize)
+}
+
 // readPage reads up to n source records from next; it returns the messages to
 // deliver (prev filled in), the last sequence number scanned, how many records
 // the filter skipped, and whether more may follow right away.
 func (g *group) readPage(ctx context.Context, next uint64, prev int64, n int) ([]*message, int64, int64, bool, error) {
-	var recs []eventlog.Record
-	var err error
-	if g.cfg.isAll() {
-		recs, err = g.s.log.ReadAll(ctx, eventlog.Forwards, next, n)
-	} else {
-		recs, err = g.s.log.ReadStream(ctx, g.cfg.Stream, eventlog.Forwards, next, n)
-		if errors.Is(err, eventlog.ErrStreamNotFound) {
-			return nil, prev, 0, false, nil
-		}
+	recs, err := g.source(ctx, next, n)
+	if errors.Is(err, eventlog.ErrStreamNotFound) {
+		return nil, prev, 0, false, nil
 	}
 	if err != nil {
 		return nil, prev, 0, false, err
 	}
 	msgs := make([]*message, 0, len(recs))
+	// One allocation for the page's messages, as for its records (a
+	// message kept for a retry keeps its page's records alive either way).
+	slab := make([]message, len(recs))
 	var skipped int64
 	for i := range recs {
 		r := &recs[i]
@@ -111,8 +116,8 @@ func (g *group) readPage(ctx context.Context, next uint64, prev int64, n int) ([
 				continue
 			}
 		}
-		m, err := g.newMessage(ctx, r)
-		if err != nil {
+		m := &slab[i]
+		if err := g.initMessage(ctx, m, r); err != nil {
 			return nil, prev, 0, false, err
 		}
 		m.seq, m.prev = seq, prev
@@ -120,6 +125,49 @@ func (g *group) readPage(ctx context.Context, next uint64, prev int64, n int) ([
 		prev = int64(seq)
 	}
 	return msgs, prev, skipped, len(recs) == n, nil
+}
+
+// readAhead is the fewest source records the reader reads from the log at a
+// time. A read of the log has a fixed cost (the stream's head and metadata,
+// an index iterator) of about as much as 100 records; with pages of
+// ReadBatchSize (20 by default) it would dominate. What is read beyond the
+// page stays with the reader (g.ahead) and is handed out by later pages, so
+// the buffer still fills a page at a time. The reader holds at most as many
+// records as the history buffer does (so at most twice the buffer in all).
+// Like the buffer, what was read ahead is delivered even if the stream is
+// deleted or truncated meanwhile.
+const readAhead = 500
+
+// source returns up to n source records from next: from what was read
+// ahead if it holds n records from next, otherwise from a fresh read of at
+// least n and up to readAhead records. Only the reader goroutine calls it.
+func (g *group) source(ctx context.Context, next uint64, n int) ([]eventlog.Record, error) {
+	if g.aheadFrom != next || len(g.ahead) < n {
+		g.ahead = nil
+		want := max(n, min(readAhead, int(g.cfg.HistoryBufferSize)))
+		var err error
+		if g.cfg.isAll() {
+			g.ahead, err = g.s.log.ReadAll(ctx, eventlog.Forwards, next, want)
+		} else {
+			g.ahead, err = g.s.log.ReadStream(ctx, g.cfg.Stream, eventlog.Forwards, next, want)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	recs := g.ahead[:min(n, len(g.ahead)):min(n, len(g.ahead))]
+	g.ahead = g.ahead[len(recs):]
+	if len(recs) > 0 {
+		last := recs[len(recs)-1]
+		g.aheadFrom = last.Revision + 1
+		if g.cfg.isAll() {
+			g.aheadFrom = last.Position + 1
+		}
+	}
+	if len(g.ahead) == 0 {
+		g.ahead = nil
+	}
+	return recs, nil
 }
 
 // parseLink reads the "<n>@<stream>" data of a link event.
@@ -135,25 +183,27 @@ func parseLink(data []byte) (string, uint64, bool) {
 	return stream, n, true
 }
 
-func (g *group) newMessage(ctx context.Context, r *eventlog.Record) (*message, error) {
-	m := &message{id: r.ID, pos: r.Position, event: r}
+// initMessage fills m, a zero message, for the source record r, resolving
+// a link if the group asks for it.
+func (g *group) initMessage(ctx context.Context, m *message, r *eventlog.Record) error {
+	m.id, m.pos, m.event = r.ID, r.Position, r
 	if !g.cfg.ResolveLinkTos || r.Type != eventlog.TypeLink {
-		return m, nil
+		return nil
 	}
 	stream, n, ok := parseLink(r.Data)
 	if !ok {
-		return m, nil // not a link after all: delivered unresolved
+		return nil // not a link after all: delivered unresolved
 	}
 	m.link = r
 	m.event = nil
 	target, found, err := g.s.log.ReadEvent(ctx, stream, n)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if found {
 		m.event = &target
 	}
-	return m, nil
+	return nil
 }
 
 // fault drops every client after a read error (the source was deleted).

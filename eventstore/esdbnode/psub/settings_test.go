@@ -152,11 +152,14 @@ func TestBuffersAndStatus(t *testing.T) {
 		createStream(t, c, s, g, esdb.Start{}, func(st *esdb.PersistentSubscriptionSettings) {
 			st.ReadBatchSize, st.HistoryBufferSize = 10, 30
 		})
+		// As EventStoreDB (StreamBuffer.CanAccept), a page is read only
+		// while a whole page fits: 0, 10, 20 buffered, then 30-20 is not
+		// more than 10.
 		eventually(t, "buffer full", func() (bool, string) {
 			i := info(t, c, s, g)
 			st := i.Stats
 			b, _ := json.Marshal(i)
-			return st.ReadBufferCount == 30 && i.Status == "Behind" && st.LastKnownEventRevision != nil && *st.LastKnownEventRevision == 29, string(b)
+			return st.ReadBufferCount == 20 && i.Status == "Behind" && st.LastKnownEventRevision != nil && *st.LastKnownEventRevision == 19, string(b)
 		})
 		sub := subscribe(t, c, s, g, 50)
 		for want := range 100 {
@@ -178,9 +181,11 @@ func TestBuffersAndStatus(t *testing.T) {
 			return i.Status == "Live" && i.Stats.LiveBufferCount == 5, i.Status
 		})
 		appendN(t, c, s, 5, 50)
+		// The live buffer takes 5 more (10, full): behind, pages of 5 while
+		// one fits in 30: 15, 20, 25.
 		eventually(t, "behind, bounded by the history buffer", func() (bool, string) {
 			i := info(t, c, s, g)
-			return i.Status == "Behind" && i.Stats.ReadBufferCount == 30, fmt.Sprint(i.Status, i.Stats.ReadBufferCount)
+			return i.Status == "Behind" && i.Stats.ReadBufferCount == 25, fmt.Sprint(i.Status, i.Stats.ReadBufferCount)
 		})
 	})
 
@@ -247,4 +252,64 @@ func TestAllGroupOwnCheckpointsDoNotFeedThemselves(t *testing.T) {
 	sub.ack(t, second)
 	r2 := lastCk(second)
 	assert.LessOrEqual(t, r2, r1+2, "checkpoints of checkpoints keep being written")
+}
+
+// TestReadAheadKeepsOrderAndBounds runs groups over more events than the
+// reader reads ahead at once (500), with small pages, so that pages are
+// served from what was read ahead, from fresh reads, and across the live
+// tail: every event arrives once, in order, and the buffer never holds more
+// than the history buffer.
+func TestReadAheadKeepsOrderAndBounds(t *testing.T) {
+	_, c := startNode(t)
+	const history, live = 1234, 17
+	small := func(st *esdb.PersistentSubscriptionSettings) {
+		st.ReadBatchSize, st.HistoryBufferSize, st.LiveBufferSize = 7, 600, 600
+	}
+	check := func(t *testing.T, sub *consumer, stream string, from, n int, info func() *esdb.PersistentSubscriptionInfo) {
+		t.Helper()
+		for want := from; want < from+n; want++ {
+			ev := sub.next(t)
+			require.Equal(t, stream, ev.Event.OriginalEvent().StreamID)
+			require.Equal(t, want, payloadN(t, ev), "events out of order or repeated")
+			if want%250 == 0 {
+				st := info().Stats
+				require.LessOrEqual(t, st.ReadBufferCount, int64(600), "buffer beyond the history buffer")
+			}
+			sub.ack(t, ev)
+		}
+	}
+
+	t.Run("stream group", func(t *testing.T) {
+		s, g := uniq("s"), uniq("g")
+		for done := 0; done < history; done += 100 {
+			appendN(t, c, s, done, min(100, history-done))
+		}
+		createStream(t, c, s, g, esdb.Start{}, small)
+		sub := subscribe(t, c, s, g, 20)
+		check(t, sub, s, 0, history, func() *esdb.PersistentSubscriptionInfo { return info(t, c, s, g) })
+		appendN(t, c, s, history, live)
+		check(t, sub, s, history, live, func() *esdb.PersistentSubscriptionInfo { return info(t, c, s, g) })
+	})
+
+	t.Run("$all group", func(t *testing.T) {
+		prefix := uniq("ra") + "-"
+		s, g := prefix+"yes", uniq("g")
+		require.NoError(t, c.CreatePersistentSubscriptionToAll(t.Context(), g, esdb.PersistentAllSubscriptionOptions{
+			StartFrom: esdb.End{}, Settings: settings(small),
+			Filter: &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{s}},
+		}))
+		allInfo := func() *esdb.PersistentSubscriptionInfo {
+			i, err := c.GetPersistentSubscriptionInfoToAll(t.Context(), g, esdb.GetPersistentSubscriptionOptions{})
+			require.NoError(t, err)
+			return i
+		}
+		for done := 0; done < history; done += 100 {
+			appendN(t, c, s, done, min(100, history-done))
+			appendN(t, c, prefix+"no", done, 50) // filtered out, between the pages
+		}
+		sub := subscribe(t, c, "$all", g, 20)
+		check(t, sub, s, 0, history, allInfo)
+		appendN(t, c, s, history, live)
+		check(t, sub, s, history, live, allInfo)
+	})
 }

@@ -36,8 +36,8 @@ func fromProtoUUID(u *shared.UUID) (uuid.UUID, bool) {
 // eventMsg is an event message in the protobuf wire format, queued for a consumer.
 type eventMsg = wire.Msg
 
-// toReadResp encodes the event message for m with its current retry count, by hand (package
-// wire, as the node's Streams reads). The server must send it with wire's codec.
-func toReadResp(m *message, stringIDs bool) *eventMsg {
-	return wire.PersistentEvent(m.event, m.link, m.pos, int32(m.retry), stringIDs)
+// toReadResp encodes the event message for q, by hand (package wire, as the
+// node's Streams reads). The server must send it with wire's codec.
+func toReadResp(q queued, stringIDs bool) *eventMsg {
+	return wire.PersistentEvent(q.m.event, q.m.link, q.m.pos, q.retry, stringIDs)
 }
