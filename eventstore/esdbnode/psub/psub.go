@@ -20,7 +20,8 @@
 // EventStoreDB does; reads from the log are of at least 500 records (at most
 // the history buffer), the surplus handed out by later pages, so a small
 // read batch does not pay a log read per page. Messages are encoded for the
-// wire by each consumer's sender, outside the group's lock.
+// wire by each consumer's sender, outside the group's lock, a whole
+// queue before the first is sent, so that they leave in a burst.
 //
 // Delivery is at least once. A consumer holds at most buffer_size unacked
 // messages. Nack Retry/Unknown and timeouts redeliver with retry_count+1 and
