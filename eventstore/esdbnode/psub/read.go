@@ -1,9 +1,10 @@
 // Reading the source. The reader goroutine reads the group's stream (or $all
 // through its filter) page by page from the group's next position, resolves
 // links when the group asks for it, and fills the buffer up to the group's
-// buffer sizes; it waits for room (behind: for a whole page), and for new events once it reached the
-// end (live). A read error other than cancellation faults the group: its
-// clients are dropped, as a real node drops them.
+// buffer sizes; it waits for room (while behind: for a whole page), and for
+// new events once it reached the end (live). A read error other than
+// cancellation faults the group: its clients are dropped, as a real node
+// drops them.
 
 package psub
 
