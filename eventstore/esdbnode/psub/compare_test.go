@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -323,15 +324,24 @@ func (r deliveryRow) Ratio() float64 {
 	return 0
 }
 
-// compareDelivery runs every cell on the node then on the stub, the whole
-// sequence `rounds` times, and returns one row per cell with each target's
-// median round. onResult, if set, sees every run. If profileDir is set, each
+// compareDelivery runs every cell on the node then on the stub (on the stub
+// first in odd rounds, so that neither always runs in the other's wake), the
+// whole sequence `rounds` times, and returns one row per cell with each
+// target's median round. onResult, if set, sees every run. If profileDir is set, each
 // run is CPU-profiled into it.
 func compareDelivery(ctx context.Context, node, stub deliveryTarget, rounds int, settle time.Duration, profileDir string, onResult func(target string, r deliveryResult)) ([]deliveryRow, error) {
 	results := make([][2][]deliveryResult, len(deliveryCells))
 	for round := range rounds {
 		for i, cell := range deliveryCells {
-			for j, t := range []deliveryTarget{node, stub} {
+			order := []deliveryTarget{node, stub}
+			if round%2 == 1 {
+				order = []deliveryTarget{stub, node}
+			}
+			for _, t := range order {
+				j := 0 // results[i][0] is the node's, [1] the stub's
+				if t.name == stub.name {
+					j = 1
+				}
 				stop := func() error { return nil }
 				if profileDir != "" {
 					name := fmt.Sprintf("%s-c%d-b%d-r%d.prof", t.name, cell.consumers, cell.batch, round)
@@ -340,6 +350,9 @@ func compareDelivery(ctx context.Context, node, stub deliveryTarget, rounds int,
 						return nil, err
 					}
 				}
+				// As testing.B before each benchmark: no run pays for the
+				// garbage of the run before it (they share the process).
+				runtime.GC()
 				r, err := runDelivery(ctx, t, cell.consumers, cell.batch, settle)
 				err = errors.Join(err, stop())
 				if err != nil {
