@@ -22,12 +22,12 @@ func (g *group) readLoop() {
 	ctx := g.ctx
 	for {
 		g.mu.Lock()
+		if g.live && int(g.cfg.LiveBufferSize) <= len(g.buffer) {
+			g.live = false // the buffer is full: behind until consumers catch up
+		}
 		room := int(g.cfg.HistoryBufferSize) - len(g.buffer)
 		if g.live {
 			room = int(g.cfg.LiveBufferSize) - len(g.buffer)
-			if room <= 0 {
-				g.live = false // the buffer is full: behind until consumers catch up
-			}
 		}
 		wait := !g.live && !g.historyRoomLocked()
 		next, prev := g.nextRead, g.lastScanned
@@ -156,8 +156,9 @@ func (g *group) source(ctx context.Context, next uint64, n int) ([]eventlog.Reco
 			return nil, err
 		}
 	}
-	recs := g.ahead[:min(n, len(g.ahead)):min(n, len(g.ahead))]
-	g.ahead = g.ahead[len(recs):]
+	k := min(n, len(g.ahead))
+	recs := g.ahead[:k:k]
+	g.ahead = g.ahead[k:]
 	if len(recs) > 0 {
 		last := recs[len(recs)-1]
 		g.aheadFrom = last.Revision + 1
