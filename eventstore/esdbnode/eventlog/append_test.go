@@ -2,7 +2,9 @@ package eventlog
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -252,4 +254,55 @@ func TestInvalidRequests(t *testing.T) {
 		})
 	}
 	assert.Equal(t, uint64(0), l.Head())
+}
+
+// TestOneGroupWritesAStreamTwice: two appends to one stream committed in
+// one group set the stream's head twice in one index batch, whose entries
+// go in key order; the later head must win, in the index and not only in
+// the writer's cache.
+func TestOneGroupWritesAStreamTwice(t *testing.T) {
+	var (
+		gate    = make(chan struct{})
+		entered = make(chan struct{}, 1)
+		block   atomic.Bool
+	)
+	clock := newClock()
+	l := openTest(t, Options{Now: func() time.Time {
+		if block.Load() {
+			entered <- struct{}{}
+			<-gate
+		}
+		return clock.Now()
+	}})
+	mustAppend(t, l, "s", any_(), evs(1)...) // rev 0; s has a number
+
+	block.Store(true)
+	first := make(chan error, 1)
+	go func() { _, err := l.Append(t.Context(), "other", any_(), evs(1)); first <- err }()
+	<-entered // the writer is parked in the first group
+	block.Store(false)
+	syncs := l.syncs.Load()
+
+	a, b := evs(1), evs(2)
+	results := make(chan error, 2)
+	go func() { _, err := l.Append(t.Context(), "s", rev(0), a); results <- err }()
+	require.Eventually(t, func() bool { return len(l.reqs) == 1 }, 5*time.Second, time.Millisecond, "first append to s queued")
+	go func() { _, err := l.Append(t.Context(), "s", rev(1), b); results <- err }()
+	require.Eventually(t, func() bool { return len(l.reqs) == 2 }, 5*time.Second, time.Millisecond, "second append to s queued")
+	close(gate)
+	require.NoError(t, <-first)
+	require.NoError(t, <-results)
+	require.NoError(t, <-results)
+	require.Equal(t, syncs+2, l.syncs.Load(), "the parked group and one group with both appends to s")
+
+	l.w.cache = make(map[string]*wstate) // heads from the index from here on
+	st, err := l.Stream(t.Context(), "s")
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), st.LastRevision)
+	res := mustAppend(t, l, "s", rev(3), evs(1)...)
+	assert.Equal(t, int64(4), res.Revision)
+	got, err := l.ReadStream(t.Context(), "s", Forwards, 0, 10)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{0, 1, 2, 3, 4}, revs(got))
+	assert.Equal(t, []uuid.UUID{a[0].ID, b[0].ID, b[1].ID}, ids(got[1:4]))
 }

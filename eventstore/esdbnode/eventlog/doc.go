@@ -159,7 +159,11 @@
 // Pebble batch; Pebble makes what it flushed durable as a prefix of these
 // batches, so after a crash the progress key tells where the durable index
 // ends, and Open re-indexes the chunk files from there (only complete
-// groups). Close flushes the index. A large group's batch is committed
+// groups). A group's entries go into its batch in key order (stably: of
+// two entries with one key, the later wins), so that runs of neighbouring
+// keys, such as the revisions of a batch appended to one stream, are
+// inserted into Pebble's memtable each next to the one before instead of
+// each searched from the top. Close flushes the index. A large group's batch is committed
 // while its fdatasync runs, so a memtable flush at that moment followed by
 // a crash can leave the index covering a group that is not on disk. Such a
 // group ends in the last chunk and may begin several chunks earlier (a

@@ -1,11 +1,13 @@
 package eventlog
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -131,6 +133,8 @@ type writer struct {
 	segs    []segment // where buf goes
 	pendRev map[revKey]revVal
 	pendID  map[idKey]uint64
+	ixBuf   []byte    // the group's index keys and values, back to back
+	ix      []ixEntry // where each is in ixBuf, in the order set
 	key     []byte
 	val     []byte
 	getKey  []byte
@@ -225,6 +229,7 @@ func (w *writer) commit() {
 	w.segs = append(w.segs[:0], segment{c: w.cur, off: w.off})
 	clear(w.pendRev)
 	clear(w.pendID)
+	w.ixBuf, w.ix = w.ixBuf[:0], w.ix[:0]
 	for _, r := range w.pending {
 		// A request cancelled before a leader took it is not written.
 		if err := r.ctx.Err(); err != nil {
@@ -323,6 +328,19 @@ func (w *writer) syncFrames() error {
 // commitIndex adds the progress key to the group's index batch and commits
 // it without sync.
 func (w *writer) commitIndex() error {
+	// In key order, so that a run of neighbouring keys (a stream's
+	// revisions) is inserted into the memtable next to each other, each
+	// from where the last one went, instead of each searched from the top.
+	// Stable: of two entries of one key, the later stays later and wins.
+	buf := w.ixBuf
+	slices.SortStableFunc(w.ix, func(a, b ixEntry) int {
+		return bytes.Compare(buf[a.k:a.v], buf[b.k:b.v])
+	})
+	for _, e := range w.ix {
+		if err := w.batch.Set(buf[e.k:e.v], buf[e.v:e.end], nil); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+	}
 	err := w.batch.Set(metaKey, indexMeta{pos: w.next - 1, end: makeLoc(w.cur.number, w.off)}.encode(), nil)
 	if err == nil {
 		err = w.batch.Commit(pebble.NoSync)
@@ -592,13 +610,20 @@ func (w *writer) putHead(stream string, st *wstate) {
 	w.set(appendHeadKey(w.key[:0], stream), w.val)
 }
 
-// set adds a key to the index batch; Set copies key and value. It fails
-// only on a closed or read-only batch, a programming error.
+// ixEntry is one index entry of the group: key ixBuf[k:v], value
+// ixBuf[v:end].
+type ixEntry struct{ k, v, end int }
+
+// set adds an index entry to the group; k and v are copied. The entries
+// go to the batch in key order when the group commits (commitIndex).
 func (w *writer) set(k, v []byte) {
 	w.key = k
-	if err := w.batch.Set(k, v, nil); err != nil {
-		panic(fmt.Sprintf("eventlog: batch set: %v", err))
-	}
+	e := ixEntry{k: len(w.ixBuf)}
+	w.ixBuf = append(w.ixBuf, k...)
+	e.v = len(w.ixBuf)
+	w.ixBuf = append(w.ixBuf, v...)
+	e.end = len(w.ixBuf)
+	w.ix = append(w.ix, e)
 }
 
 // get reads key from the index (the groups committed before this one) and
