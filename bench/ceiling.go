@@ -1,15 +1,14 @@
 package bench
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/orderstore/orders/eventstore"
 )
 
 // SyncSize is the write that MeasureSync syncs: about one small append's
@@ -91,12 +90,98 @@ func newSyncFile(dir string, slots int) (*syncFile, error) {
 
 // writeSync writes the next slot and syncs it. Not safe for concurrent use.
 func (s *syncFile) writeSync() error {
-	if _, err := s.f.WriteAt(s.buf, int64(s.next)*SyncSize); err != nil {
+	if err := s.write(SyncSize); err != nil {
+		return err
+	}
+	return s.sync()
+}
+
+// write writes size bytes, rounded up to whole slots (at least one, at most
+// all), at the next slots, starting over at the first slot when they do not
+// fit before the end. Not safe for concurrent use with itself; safe beside
+// sync.
+func (s *syncFile) write(size int) error {
+	k := min(max(1, (size+SyncSize-1)/SyncSize), s.slots)
+	if s.next+k > s.slots {
+		s.next = 0
+	}
+	for len(s.buf) < k*SyncSize {
+		s.buf = append(s.buf, byte(len(s.buf)))
+	}
+	if _, err := s.f.WriteAt(s.buf[:k*SyncSize], int64(s.next)*SyncSize); err != nil {
 		return fmt.Errorf("bench: sync probe: %w", err)
 	}
-	s.next = (s.next + 1) % s.slots
+	s.next = (s.next + k) % s.slots
+	return nil
+}
+
+// sync fdatasyncs the file: every write that returned before it is durable
+// when it returns.
+func (s *syncFile) sync() error {
 	if err := s.f.SyncData(); err != nil {
 		return fmt.Errorf("bench: sync probe: %w", err)
+	}
+	return nil
+}
+
+// groupSync makes writes to a syncFile durable with group commit, the way
+// the node's log does it without its log: a caller writes, then either
+// finds no sync running and runs one itself (covering every write made so
+// far), or waits for the running one to end and checks again. A lone
+// writer thus writes and syncs on its own goroutine; concurrent ones share
+// syncs. Each call returns only after a sync that began after its write.
+type groupSync struct {
+	f       *syncFile
+	mu      sync.Mutex
+	ended   *sync.Cond // a sync ended
+	written uint64     // writes made
+	synced  uint64     // writes covered by a finished sync
+	syncing bool
+	err     error // sticky: a write or sync failed
+	syncs   atomic.Uint64
+}
+
+func newGroupSync(f *syncFile) *groupSync {
+	g := &groupSync{f: f}
+	g.ended = sync.NewCond(&g.mu)
+	return g
+}
+
+// writeSync writes size bytes (see syncFile.write) and returns once they
+// are synced.
+func (g *groupSync) writeSync(size int) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return g.err
+	}
+	if err := g.f.write(size); err != nil {
+		g.err = err
+		return err
+	}
+	g.written++
+	mine := g.written
+	for g.synced < mine {
+		if g.err != nil {
+			return g.err
+		}
+		if g.syncing {
+			g.ended.Wait()
+			continue
+		}
+		g.syncing = true
+		upTo := g.written
+		g.mu.Unlock()
+		err := g.f.sync()
+		g.mu.Lock()
+		g.syncing = false
+		g.syncs.Add(1)
+		if err != nil {
+			g.err = err
+		} else {
+			g.synced = upTo
+		}
+		g.ended.Broadcast()
 	}
 	return nil
 }
@@ -116,46 +201,12 @@ func AppendCeiling(stubAppend1 Result, sync SyncResult) float64 {
 	return float64(time.Second) / float64(d)
 }
 
-// MeasureSyncedAppend runs append-1 (n events, rounds times) through the
-// official client against a NewSyncingStub writing its file in dir, and
-// returns the median round: the single-writer ceiling measured rather than
-// added up.
-func MeasureSyncedAppend(ctx context.Context, dir string, h Harness, n, rounds int) (res Result, err error) {
-	if n < 1 || rounds < 1 {
-		return Result{}, fmt.Errorf("%w: n = %d, rounds = %d", ErrInvalidArgument, n, rounds)
-	}
-	stub, err := NewSyncingStub(dir)
-	if err != nil {
-		return Result{}, err
-	}
-	defer func() { err = errors.Join(err, stub.Close()) }()
-	if err := stub.Start(); err != nil {
-		return Result{}, err
-	}
-	c, err := eventstore.Connect(stub.ConnectionString())
-	if err != nil {
-		return Result{}, err
-	}
-	defer c.Close()
-	if err := WarmUp(ctx, c); err != nil {
-		return Result{}, fmt.Errorf("bench: syncing stub: %w", err)
-	}
-	var rs []Result
-	for range rounds {
-		r, err := h.AppendSingle(ctx, c, n)
-		if err != nil {
-			return Result{}, fmt.Errorf("bench: syncing stub: %w", err)
-		}
-		rs = append(rs, r)
-	}
-	return median(rs), nil
-}
-
-// WriteCeiling prints the sync probe and the single-writer ceiling under
-// the table of Compare, with the node's append-1 as a fraction of it; if
-// synced has events (MeasureSyncedAppend), also the measured ceiling and
-// the node's append-1 as a fraction of that.
-func WriteCeiling(w io.Writer, rows []Row, sync SyncResult, synced Result) error {
+// WriteCeiling prints, under the table of Compare, the sync probe and the
+// single-writer ceiling with the node's append-1 as a fraction of it; and,
+// if the rows have the syncing stub's figures (Options.SyncDir), a table of
+// those measured ceilings: each as a fraction of the stub, and the node as a
+// fraction of each.
+func WriteCeiling(w io.Writer, rows []Row, sync SyncResult) error {
 	var one *Row
 	for i := range rows {
 		if rows[i].Workload == "append-1" {
@@ -171,10 +222,32 @@ func WriteCeiling(w io.Writer, rows []Row, sync SyncResult, synced Result) error
 		"single-writer ceiling: 1 / (stub append-1 p50 %v + sync p50 %v) = %s appends/s; node append-1 %s = %.2f of it\n",
 		SyncSize, roundLatency(sync.P50), roundLatency(sync.P99), sync.N,
 		roundLatency(one.Stub.P50), roundLatency(sync.P50), rate(c), rate(node), node/c)
-	if err != nil || synced.Events == 0 {
+	if err != nil || !slices.ContainsFunc(rows, func(r Row) bool { return r.Synced.Events > 0 }) {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "measured single-writer ceiling: the stub syncing that write before each answer: %s appends/s (p50 %v, p99 %v); node append-1 = %.2f of it\n",
-		rate(synced.EventsPerSec()), roundLatency(synced.P50), roundLatency(synced.P99), node/synced.EventsPerSec())
-	return err
+	if _, err := fmt.Fprint(w, "\nmeasured ceilings: the stub that writes each append's bytes and fdatasyncs them (group commit) before answering\n\n"+
+		"| workload | syncing stub events/s | syncing stub / stub | node / syncing stub | syncing stub p50 / p99 per call |\n"+
+		"|---|---:|---:|---:|---:|\n"); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.Synced.Events == 0 {
+			continue
+		}
+		sy := r.Synced.EventsPerSec()
+		if _, err := fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %v / %v |\n", r.Workload, rate(sy),
+			ratio(sy, r.Stub.EventsPerSec()), ratio(r.Node.EventsPerSec(), sy),
+			roundLatency(r.Synced.P50), roundLatency(r.Synced.P99)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ratio is a / b, 0 if b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }

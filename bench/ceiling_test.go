@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"sync"
+
+	"github.com/orderstore/orders/eventstore"
 	"os"
 	"strings"
 	"testing"
@@ -22,29 +25,87 @@ func TestMeasureSyncAndCeiling(t *testing.T) {
 	s := SyncResult{N: 1, P50: 400 * time.Microsecond}
 	assert.InDelta(t, 2000, AppendCeiling(stub, s), 1e-9)
 	var b strings.Builder
-	require.NoError(t, WriteCeiling(&b, []Row{{Workload: "append-1", Node: node, Stub: stub}}, s, Result{}))
+	require.NoError(t, WriteCeiling(&b, []Row{{Workload: "append-1", Node: node, Stub: stub}}, s))
 	assert.Contains(t, b.String(), "= 2,000 appends/s; node append-1 1,000 = 0.50 of it")
 	assert.NotContains(t, b.String(), "measured")
 	b.Reset()
-	synced := Result{Name: "append-1", Events: 1250, Elapsed: time.Second, P50: 800 * time.Microsecond}
-	require.NoError(t, WriteCeiling(&b, []Row{{Workload: "append-1", Node: node, Stub: stub}}, s, synced))
-	assert.Contains(t, b.String(), "1,250 appends/s (p50 800µs")
-	assert.Contains(t, b.String(), "node append-1 = 0.80 of it")
+	rows := []Row{
+		{Workload: "append-1", Node: node, Stub: stub,
+			Synced: Result{Name: "append-1", Events: 1250, Elapsed: time.Second, P50: 800 * time.Microsecond, P99: 2 * time.Millisecond}},
+		{Workload: "append-16", Node: Result{Events: 4000, Elapsed: time.Second}, Stub: Result{Events: 10000, Elapsed: time.Second},
+			Synced: Result{Name: "append-16", Events: 5000, Elapsed: time.Second, P50: time.Millisecond, P99: 3 * time.Millisecond}},
+		{Workload: "read-all", Node: Result{Events: 100, Elapsed: time.Second}, Stub: Result{Events: 100, Elapsed: time.Second}},
+	}
+	require.NoError(t, WriteCeiling(&b, rows, s))
+	assert.Contains(t, b.String(), "| append-1 | 1,250 | 125.00 | 0.80 | 800µs / 2ms |")
+	assert.Contains(t, b.String(), "| append-16 | 5,000 | 0.50 | 0.80 | 1ms / 3ms |")
+	assert.NotContains(t, b.String(), "| read-all |")
 	_, err = MeasureSync(t.TempDir(), 0)
 	assert.ErrorIs(t, err, ErrInvalidArgument)
 }
 
-// The syncing stub answers appends through the official client, each after
-// a write and a sync of its file, and removes the file when closed.
+// The syncing stub answers appends through the official client after
+// writing their bytes and syncing them; concurrent appends share syncs, a
+// lone writer syncs each of its appends; Close removes the file.
 func TestSyncingStub(t *testing.T) {
 	dir := t.TempDir()
-	res, err := MeasureSyncedAppend(t.Context(), dir, Harness{}, 20, 2)
+	stub, err := NewSyncingStub(dir)
+	require.NoError(t, err)
+	require.NoError(t, stub.Start())
+	c, err := eventstore.Connect(stub.ConnectionString())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, WarmUp(t.Context(), c))
+
+	before := stub.syncer.syncs.Load()
+	res, err := AppendSingle(t.Context(), c, 20)
 	require.NoError(t, err)
 	assert.Equal(t, 20, res.Events)
-	assert.Positive(t, res.P50)
+	assert.Equal(t, before+20, stub.syncer.syncs.Load(), "one sync per append of a lone writer")
+
+	before = stub.syncer.syncs.Load()
+	res, err = AppendConcurrent(t.Context(), c, 16, 320)
+	require.NoError(t, err)
+	assert.Equal(t, 320, res.Events)
+	syncs := stub.syncer.syncs.Load() - before
+	assert.Positive(t, syncs)
+	assert.Less(t, syncs, uint64(320), "16 writers shared no sync")
+	t.Logf("320 appends from 16 writers in %d syncs", syncs)
+
+	before = stub.syncer.syncs.Load()
+	res, err = AppendBatch(t.Context(), c, 100, 500)
+	require.NoError(t, err)
+	assert.Equal(t, 500, res.Events)
+	assert.Equal(t, before+5, stub.syncer.syncs.Load())
+
+	require.NoError(t, stub.Close())
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "the sync file outlived the stub")
-	_, err = MeasureSyncedAppend(t.Context(), dir, Harness{}, 0, 1)
-	assert.ErrorIs(t, err, ErrInvalidArgument)
+}
+
+// groupSync: by the time every call has returned, every write is synced;
+// concurrent callers share syncs; a failure fails every later call.
+func TestGroupSync(t *testing.T) {
+	f, err := newSyncFile(t.TempDir(), 64)
+	require.NoError(t, err)
+	defer f.close()
+	g := newGroupSync(f)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				assert.NoError(t, g.writeSync(3*SyncSize+1)) // four slots each
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, uint64(400), g.written)
+	assert.Equal(t, g.written, g.synced, "a call returned before its write was synced")
+	assert.LessOrEqual(t, g.syncs.Load(), uint64(400))
+	t.Logf("400 writes in %d syncs", g.syncs.Load())
+
+	require.NoError(t, f.f.Close()) // the next write fails
+	assert.Error(t, g.writeSync(1))
+	assert.Error(t, g.writeSync(1), "a failed group sync is sticky")
 }

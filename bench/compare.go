@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -58,8 +59,14 @@ type Options struct {
 	// Options.MaxDuration.
 	Harness Harness
 
+	// SyncDir, if set, makes Compare also run the append workloads against
+	// a NewSyncingStub whose file is in SyncDir (a third target,
+	// "synced", interleaved with the other two): the ceilings of a store
+	// that makes each append durable and does nothing else.
+	SyncDir string
+
 	// OnResult, if set, is called after each workload on each target
-	// ("node" or "stub").
+	// ("node", "stub" or "synced").
 	OnResult func(target string, r Result)
 }
 
@@ -86,28 +93,28 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Row is one workload measured on the node and on the stub.
+// Row is one workload measured on the node and on the stub, and for the
+// append workloads of a Compare with Options.SyncDir on the syncing stub
+// (Synced; zero otherwise).
 type Row struct {
 	Workload string
 	Node     Result
 	Stub     Result
+	Synced   Result
 }
 
 // Ratio is the node's events/s over the stub's (0 if the stub did nothing).
 func (r Row) Ratio() float64 {
-	s := r.Stub.EventsPerSec()
-	if s == 0 {
-		return 0
-	}
-	return r.Node.EventsPerSec() / s
+	return ratio(r.Node.EventsPerSec(), r.Stub.EventsPerSec())
 }
 
 // Compare runs append-1, append-<Writers>, batch-<Batch> and read-all on the
-// node and on a fresh Stub, each workload on the node then on the stub, the
-// whole sequence Rounds times, and returns one Row per workload in that order
-// with the median round of each target. Before read-all each target is
-// preloaded (untimed) up to ReadEvents events if the earlier workloads wrote
-// fewer.
+// node and on a fresh Stub (and the appends on a NewSyncingStub if
+// Options.SyncDir is set), each workload on the node, then the stub, then
+// the syncing stub, the whole sequence Rounds times, and returns one Row
+// per workload in that order with the median round of each target. Before
+// read-all each target is preloaded (untimed) up to ReadEvents events if
+// the earlier workloads wrote fewer.
 func Compare(ctx context.Context, opts Options) (rows []Row, err error) {
 	opts = opts.withDefaults()
 	nodeURL := opts.NodeConnectionString
@@ -132,7 +139,20 @@ func Compare(ctx context.Context, opts Options) (rows []Row, err error) {
 	defer func() { err = errors.Join(err, stub.Close()) }()
 
 	targets := []*target{{name: "node"}, {name: "stub"}}
-	for i, url := range []string{nodeURL, stub.ConnectionString()} {
+	urls := []string{nodeURL, stub.ConnectionString()}
+	if opts.SyncDir != "" {
+		synced, serr := NewSyncingStub(opts.SyncDir)
+		if serr != nil {
+			return nil, serr
+		}
+		defer func() { err = errors.Join(err, synced.Close()) }()
+		if err := synced.Start(); err != nil {
+			return nil, err
+		}
+		targets = append(targets, &target{name: "synced", appendsOnly: true})
+		urls = append(urls, synced.ConnectionString())
+	}
+	for i, url := range urls {
 		c, err := eventstore.Connect(url)
 		if err != nil {
 			return nil, err
@@ -146,32 +166,40 @@ func Compare(ctx context.Context, opts Options) (rows []Row, err error) {
 
 	h := opts.Harness
 	workloads := []struct {
-		name string
-		run  func(context.Context, *target) (Result, error)
+		name   string
+		append bool
+		run    func(context.Context, *target) (Result, error)
 	}{
-		{"append-1", func(ctx context.Context, t *target) (Result, error) {
+		{"append-1", true, func(ctx context.Context, t *target) (Result, error) {
 			return h.AppendSingle(ctx, t.c, opts.SingleEvents)
 		}},
-		{fmt.Sprintf("append-%d", opts.Writers), func(ctx context.Context, t *target) (Result, error) {
+		{fmt.Sprintf("append-%d", opts.Writers), true, func(ctx context.Context, t *target) (Result, error) {
 			return h.AppendConcurrent(ctx, t.c, opts.Writers, opts.ConcurrentEvents)
 		}},
-		{fmt.Sprintf("batch-%d", opts.Batch), func(ctx context.Context, t *target) (Result, error) {
+		{fmt.Sprintf("batch-%d", opts.Batch), true, func(ctx context.Context, t *target) (Result, error) {
 			return h.AppendBatch(ctx, t.c, opts.Batch, opts.BatchEvents)
 		}},
-		{"read-all", func(ctx context.Context, t *target) (Result, error) {
+		{"read-all", false, func(ctx context.Context, t *target) (Result, error) {
 			if missing := opts.ReadEvents - t.written; missing > 0 {
 				if err := h.Preload(ctx, t.c, missing); err != nil {
 					return Result{}, err
 				}
+				runtime.GC() // the preload's garbage is not the read's
 			}
 			return h.ReadAll(ctx, t.c, opts.ReadEvents)
 		}},
 	}
 	// results[w][t] holds one Result per round of workload w on target t.
-	results := make([][2][]Result, len(workloads))
+	results := make([][3][]Result, len(workloads))
 	for range opts.Rounds {
 		for i, w := range workloads {
 			for j, t := range targets {
+				if t.appendsOnly && !w.append {
+					continue
+				}
+				// The targets share this process: each run starts without
+				// the garbage of the one before, as a testing.B run does.
+				runtime.GC()
 				res, err := w.run(ctx, t)
 				if err != nil {
 					return nil, fmt.Errorf("bench: %s on %s: %w", w.name, t.name, err)
@@ -185,7 +213,11 @@ func Compare(ctx context.Context, opts Options) (rows []Row, err error) {
 		}
 	}
 	for i, w := range workloads {
-		rows = append(rows, Row{Workload: w.name, Node: median(results[i][0]), Stub: median(results[i][1])})
+		row := Row{Workload: w.name, Node: median(results[i][0]), Stub: median(results[i][1])}
+		if len(results[i][2]) > 0 {
+			row.Synced = median(results[i][2])
+		}
+		rows = append(rows, row)
 	}
 	return rows, nil
 }
@@ -199,9 +231,10 @@ func median(rs []Result) Result {
 }
 
 type target struct {
-	name    string
-	c       *esdb.Client
-	written int // events appended by the workloads so far
+	name        string
+	c           *esdb.Client
+	written     int  // events appended by the workloads so far
+	appendsOnly bool // the syncing stub: no read-all
 }
 
 // WriteMarkdown renders rows as a markdown table: events/s on the node and

@@ -30,11 +30,12 @@
 //     proposed message and answers appends with incrementing revisions and
 //     positions, and answers $all reads with synthetic events. What the client,
 //     gRPC and loopback cost is the ceiling; Compare reports each figure of the
-//     node as a ratio to it. NewSyncingStub is a Stub that writes and
-//     fdatasyncs 4 KiB of a preallocated file before answering each append:
-//     MeasureSyncedAppend times its append-1, the single-writer ceiling as
-//     measured, beside AppendCeiling's sum of the stub's round trip and a
-//     sync (MeasureSync).
+//     node as a ratio to it. NewSyncingStub is a Stub that, before
+//     answering each append, writes the append's bytes to a preallocated
+//     file and waits for an fdatasync, with group commit: with
+//     Options.SyncDir, Compare runs the appends on it too, the append
+//     ceilings as measured (Row.Synced), and WriteCeiling prints them beside
+//     AppendCeiling's sum of the stub's round trip and a sync (MeasureSync).
 //
 //   - Compare starts an embedded node (or uses Options.NodeConnectionString)
 //     and a Stub, runs the four workloads on both, interleaved, and returns one
