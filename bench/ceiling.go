@@ -131,7 +131,8 @@ func (s *syncFile) sync() error {
 // writer thus writes and syncs on its own goroutine; concurrent ones share
 // syncs. Each call returns only after a sync that began after its write.
 type groupSync struct {
-	f       *syncFile
+	write   func(size int) error // syncFile.write
+	sync    func() error         // syncFile.sync
 	mu      sync.Mutex
 	ended   *sync.Cond // a sync ended
 	written uint64     // writes made
@@ -142,7 +143,7 @@ type groupSync struct {
 }
 
 func newGroupSync(f *syncFile) *groupSync {
-	g := &groupSync{f: f}
+	g := &groupSync{write: f.write, sync: f.sync}
 	g.ended = sync.NewCond(&g.mu)
 	return g
 }
@@ -155,7 +156,7 @@ func (g *groupSync) writeSync(size int) error {
 	if g.err != nil {
 		return g.err
 	}
-	if err := g.f.write(size); err != nil {
+	if err := g.write(size); err != nil {
 		g.err = err
 		return err
 	}
@@ -172,7 +173,7 @@ func (g *groupSync) writeSync(size int) error {
 		g.syncing = true
 		upTo := g.written
 		g.mu.Unlock()
-		err := g.f.sync()
+		err := g.sync()
 		g.mu.Lock()
 		g.syncing = false
 		g.syncs.Add(1)
