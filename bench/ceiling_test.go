@@ -2,14 +2,13 @@ package bench
 
 import (
 	"errors"
-	"sync"
-
-	"github.com/orderstore/orders/eventstore"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/orderstore/orders/eventstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -52,6 +51,7 @@ func TestSyncingStub(t *testing.T) {
 	dir := t.TempDir()
 	stub, err := NewSyncingStub(dir)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = stub.Close() }) // on failure; closed below otherwise
 	require.NoError(t, stub.Start())
 	c, err := eventstore.Connect(stub.ConnectionString())
 	require.NoError(t, err)
