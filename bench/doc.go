@@ -65,4 +65,7 @@
 //
 // The Go benchmarks BenchmarkStreams/{node,stub}/{append-1,append-16,batch-100,read-all}
 // report events/s; `go test -run TestCompare -compare.full -v` prints the table.
+// `go test -run TestSyncingStubAgainstPostgresFull -compare.pg -v` runs the
+// peer suite's append workloads on NewSyncingStub, the node and PostgreSQL,
+// interleaved, and prints how each compares with PostgreSQL.
 package bench
