@@ -104,7 +104,7 @@ func writePGCeiling(w io.Writer, rows []pgCeilingRow) error {
 			rate(r.synced.EventsPerSec()), roundLatency(r.synced.P50),
 			rate(r.node.EventsPerSec()), roundLatency(r.node.P50),
 			rate(r.postgres.EventsPerSec()), roundLatency(r.postgres.P50),
-			r.synced.EventsPerSec()/r.postgres.EventsPerSec(), r.node.EventsPerSec()/r.postgres.EventsPerSec()); err != nil {
+			ratio(r.synced.EventsPerSec(), r.postgres.EventsPerSec()), ratio(r.node.EventsPerSec(), r.postgres.EventsPerSec())); err != nil {
 			return err
 		}
 	}
